@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The whole suite: typecheck, unit, integration, build, e2e against the binary and Deno.
+# `npm test` runs this; .ci/run runs `npm test` after `npm ci`.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=./node_modules/.bin
+export OTOROSHI_LOG_LEVEL="${OTOROSHI_LOG_LEVEL:-warn}"
+pass=0; fail=0; status=0
+summary() { echo; echo "tests: $pass passed, $fail failed"; echo "$pass passed, $fail failed"; }
+
+step() { echo; echo "==> $*"; }
+count() { # add bun test's " N pass" / " N fail" lines from a log
+  local p f
+  p=$(grep -Eo '^ *[0-9]+ pass' "$1" | tail -1 | grep -Eo '[0-9]+' || echo 0)
+  f=$(grep -Eo '^ *[0-9]+ fail' "$1" | tail -1 | grep -Eo '[0-9]+' || echo 0)
+  pass=$((pass + p)); fail=$((fail + f))
+}
+run_bun_tests() { # label, env..., -- paths...
+  local log; log=$(mktemp)
+  "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  count "$log"; rm -f "$log"
+  if [ "$rc" -ne 0 ]; then status=1; fi
+}
+
+step "typecheck (tsc, Bun types)"
+if $BIN/tsc --noEmit -p tsconfig.json; then pass=$((pass + 1)); else fail=$((fail + 1)); status=1; fi
+
+step "typecheck (deno check, Deno entry point)"
+if $BIN/deno check --quiet src/bin/deno.ts; then pass=$((pass + 1)); else fail=$((fail + 1)); status=1; fi
+
+step "JSON Schema is up to date"
+if $BIN/bun scripts/gen-schema.ts --check; then pass=$((pass + 1)); else fail=$((fail + 1)); status=1; fi
+
+step "unit + integration tests"
+run_bun_tests $BIN/bun test tests/unit tests/integration
+
+step "build the binary"
+if $BIN/bun run build; then
+  step "e2e against dist/otoroshi-lite"
+  run_bun_tests env OTOROSHI_E2E_RUNTIME=binary $BIN/bun test tests/e2e
+else
+  fail=$((fail + 1)); status=1
+fi
+
+step "e2e against the sources on Deno"
+run_bun_tests env OTOROSHI_E2E_RUNTIME=deno $BIN/bun test tests/e2e
+
+summary
+exit $status

@@ -1,0 +1,4 @@
+import { main } from "../main.ts";
+import { runtime } from "../runtime/bun.ts";
+
+runtime.exit(await main(runtime));

@@ -1,0 +1,174 @@
+// compile: import keys once, build indexes and each plugin from its config slice, build the
+// handler. The snapshot is frozen; nothing in it changes after this function returns.
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { ConfigError, type ConfigProblem } from "../errors.ts";
+import { createHandler, type CompiledRoute, type Sink } from "../handler.ts";
+import { createKeyring, importKeyPair, KeyImportError, type KeyPair, type Keyring } from "../keys/keyring.ts";
+import { generateKeyPairPem } from "../keys/generate.ts";
+import { loadOrCreateKeyPair, StateDirError } from "../keys/state.ts";
+import { log } from "../log.ts";
+import { compileAddressMatcher } from "../net/cidr.ts";
+import { createApikeysStage } from "../plugins/apikeys/index.ts";
+import { ApiKeyRegistry } from "../plugins/apikeys/registry.ts";
+import { createClientCredentialService } from "../plugins/client-credentials/index.ts";
+import type { AccessStage, FailureGuard, QuotaEnforcer, TokenVerifier } from "../plugins/types.ts";
+import { createBalancer } from "../proxy/balance.ts";
+import type { ForwardTarget } from "../proxy/forward.ts";
+import { hostHeader, targetOrigin } from "../proxy/url.ts";
+import { Router } from "../router/router.ts";
+import type { ConnInfo, UpstreamFetch, UpstreamTls } from "../runtime/types.ts";
+import { pathToString, type ParsedConfig, type Path } from "./parse.ts";
+import { DEFAULT_SIGNING_KEY_PAIR, type Config } from "./schema.ts";
+
+export interface CompileDeps {
+  upstreamFetch: (tls?: UpstreamTls) => UpstreamFetch;
+  /** Epoch ms. */
+  clock: () => number;
+  /** Overrides server.stateDir / the config file's directory. */
+  stateDir?: string;
+  guard?: FailureGuard | null;
+  quotas?: QuotaEnforcer | null;
+  /** `check`: never write to the state directory (a missing generated key is made in memory). */
+  dryRun?: boolean;
+}
+
+export interface Snapshot {
+  readonly generation: number;
+  readonly sha256: string;
+  readonly loadedAt: string;
+  readonly file: string;
+  readonly config: Config;
+  /** Files read through ${file:…} (watched for changes). */
+  readonly files: readonly string[];
+  readonly keyring: Keyring;
+  readonly signingKeys: Keyring;
+  readonly counts: { routes: number; apikeys: number; keypairs: number };
+  handle(req: Request, info: ConnInfo): Promise<Response>;
+}
+
+export function resolveStateDir(config: Config, file: string, override?: string): string {
+  if (override) return resolve(override);
+  const base = dirname(resolve(file));
+  return config.server.stateDir ? resolve(base, config.server.stateDir) : base;
+}
+
+function importKeys(config: Config, parsed: ParsedConfig, file: string, stateDir: string, problems: ConfigProblem[], dryRun: boolean): Map<string, KeyPair> {
+  const pairs = new Map<string, KeyPair>();
+  const at = (path: Path, message: string) => problems.push({ file, ...parsed.locate(path), path: pathToString(path), message });
+  config.keypairs.forEach((k, i) => {
+    try {
+      pairs.set(k.id, importKeyPair(k.id, k.privateKey, k.certificate));
+    } catch (e) {
+      if (!(e instanceof KeyImportError)) throw e;
+      const aboutCert = k.certificate !== undefined && /certificate/.test(e.message) && !e.message.startsWith("expected a private key");
+      at(["keypairs", i, aboutCert ? "certificate" : "privateKey"], e.message);
+    }
+  });
+  const ccs = config.plugins.find((p) => p.plugin === "ClientCredentialService" && p.enabled);
+  const wantsDefault = ccs !== undefined && (ccs.config.defaultKeyPair === DEFAULT_SIGNING_KEY_PAIR || config.apikeys.some((a) => a.metadata["jwt-sign-keypair"] === DEFAULT_SIGNING_KEY_PAIR));
+  if (wantsDefault && !config.keypairs.some((k) => k.id === DEFAULT_SIGNING_KEY_PAIR)) {
+    try {
+      const stored = join(stateDir, `${DEFAULT_SIGNING_KEY_PAIR}.key.pem`);
+      const { pem, path, created } =
+        dryRun && !existsSync(stored)
+          ? { pem: generateKeyPairPem("RS256").privateKeyPem, path: stored, created: false }
+          : loadOrCreateKeyPair(stateDir, DEFAULT_SIGNING_KEY_PAIR, "RS256");
+      if (created) log("info", "keypair.generated", { id: DEFAULT_SIGNING_KEY_PAIR, path });
+      pairs.set(DEFAULT_SIGNING_KEY_PAIR, importKeyPair(DEFAULT_SIGNING_KEY_PAIR, pem));
+    } catch (e) {
+      if (!(e instanceof StateDirError || e instanceof KeyImportError)) throw e;
+      at(config.server.stateDir ? ["server", "stateDir"] : [], e instanceof StateDirError ? e.message : `server.stateDir: ${e.message}`);
+    }
+  }
+  return pairs;
+}
+
+export function compileSnapshot(parsed: ParsedConfig, file: string, generation: number, deps: CompileDeps): Snapshot {
+  const config = parsed.config;
+  const problems: ConfigProblem[] = [];
+  const stateDir = resolveStateDir(config, file, deps.stateDir);
+  const pairs = importKeys(config, parsed, file, stateDir, problems, deps.dryRun === true);
+  if (problems.length) throw new ConfigError(problems);
+
+  const keyring = createKeyring([...pairs.values()]);
+  const registry = new ApiKeyRegistry(config.apikeys);
+  const trustedProxies = compileAddressMatcher(config.server.trustedProxies);
+  const ccsConfig = config.plugins.find((p) => p.plugin === "ClientCredentialService" && p.enabled);
+
+  // Signing keys: the default one and every jwt-sign-keypair target. Only these verify tokens;
+  // a key pair that only serves TLS never does.
+  const signingIds = new Set<string>();
+  if (ccsConfig) {
+    signingIds.add(ccsConfig.config.defaultKeyPair);
+    for (const a of config.apikeys) if (a.metadata["jwt-sign-keypair"]) signingIds.add(a.metadata["jwt-sign-keypair"]);
+  }
+  const signingKeys = createKeyring([...signingIds].map((id) => pairs.get(id)).filter((k): k is KeyPair => k !== undefined));
+
+  const sinks: Sink[] = [];
+  let verifyToken: TokenVerifier | null = null;
+  if (ccsConfig) {
+    const ccs = createClientCredentialService(ccsConfig.config, {
+      registry,
+      signingKeys,
+      guard: deps.guard ?? null,
+    });
+    sinks.push(ccs);
+    verifyToken = ccs.verifyToken;
+  }
+
+  // One upstream client per distinct TLS setting.
+  const fetchers = new Map<string, UpstreamFetch>();
+  const fetchFor = (tls: UpstreamTls | undefined) => {
+    const key = JSON.stringify(tls ?? null);
+    let f = fetchers.get(key);
+    if (!f) fetchers.set(key, (f = deps.upstreamFetch(tls)));
+    return f;
+  };
+
+  const routes = config.routes
+    .filter((r) => r.enabled)
+    .map((r) => {
+      const targets: ForwardTarget[] = r.backend.targets.map((t) => {
+        const addr = { hostname: t.hostname, port: t.port ?? (t.tls ? 443 : 80), tls: t.tls };
+        const tls = t.tls && t.tlsConfig ? { ca: t.tlsConfig.ca, insecure: t.tlsConfig.insecure } : undefined;
+        return { ...addr, weight: t.weight, fetch: fetchFor(tls), origin: targetOrigin(addr), hostHeader: hostHeader(addr) };
+      });
+      const stages: AccessStage[] = r.plugins
+        .filter((p) => p.enabled)
+        .map((p) => createApikeysStage(p.config, { registry, verifyToken, guard: deps.guard ?? null, quotas: deps.quotas ?? null }));
+      const route: CompiledRoute = {
+        id: r.id,
+        groups: new Set(r.groups),
+        stages,
+        pickTarget: createBalancer(targets),
+        stripPath: r.frontend.stripPath,
+        root: r.backend.root,
+        timeoutMs: r.backend.timeout,
+        preserveHost: r.backend.preserveHost,
+      };
+      return { route, domains: r.frontend.domains, methods: r.frontend.methods };
+    });
+
+  const handle = createHandler({ router: new Router(routes), sinks, trustedProxies, clock: deps.clock });
+  return Object.freeze({
+    generation,
+    sha256: parsed.sha256,
+    loadedAt: new Date(deps.clock()).toISOString(),
+    file,
+    config: deepFreeze(config),
+    files: Object.freeze([...parsed.files]),
+    keyring,
+    signingKeys,
+    counts: { routes: config.routes.length, apikeys: config.apikeys.length, keypairs: pairs.size },
+    handle,
+  });
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === "object" && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
+}

@@ -1,0 +1,101 @@
+// Checks that need the whole validated config: duplicates and references between sections.
+import { domainKey, parseDomain } from "../router/domain.ts";
+import { DEFAULT_SIGNING_KEY_PAIR, type Config } from "./schema.ts";
+import type { Path } from "./parse.ts";
+
+export interface ReferenceProblem {
+  path: Path;
+  message: string;
+  /** Point at the key rather than the value (duplicates). */
+  atKey?: boolean;
+  severity?: "error" | "warning";
+}
+
+function duplicates<T>(items: readonly T[], keyOf: (t: T) => string, report: (i: number, first: number, key: string) => void): void {
+  const seen = new Map<string, number>();
+  items.forEach((it, i) => {
+    const k = keyOf(it);
+    const first = seen.get(k);
+    if (first === undefined) seen.set(k, i);
+    else report(i, first, k);
+  });
+}
+
+export function checkReferences(c: Config): ReferenceProblem[] {
+  const out: ReferenceProblem[] = [];
+  duplicates(c.routes, (r) => r.id, (i, f, k) => out.push({ path: ["routes", i, "id"], message: `duplicate route id "${k}" (first at routes[${f}])` }));
+  duplicates(c.apikeys, (a) => a.clientId, (i, f, k) => out.push({ path: ["apikeys", i, "clientId"], message: `duplicate clientId "${k}" (first at apikeys[${f}])` }));
+  duplicates(c.keypairs, (k) => k.id, (i, f, k) => out.push({ path: ["keypairs", i, "id"], message: `duplicate key pair id "${k}" (first at keypairs[${f}])` }));
+
+  // Two enabled routes on the same domain and path whose methods overlap: which one wins would be arbitrary.
+  const claimed = new Map<string, { at: string; methods: Set<string> | null }[]>();
+  c.routes.forEach((r, i) => {
+    r.frontend.domains.forEach((d, j) => {
+      const parsed = parseDomain(d);
+      if (!parsed.ok) return; // reported by the schema
+      if (!r.enabled) return;
+      const key = domainKey(parsed.spec);
+      const methods = r.frontend.methods?.length ? new Set(r.frontend.methods) : null;
+      const others = claimed.get(key) ?? [];
+      const clash = others.find((o) => o.methods === null || methods === null || [...methods].some((m) => o.methods!.has(m)));
+      if (clash) out.push({ path: ["routes", i, "frontend", "domains", j], message: `duplicate domain "${key}" already served by ${clash.at} (give the routes different paths or disjoint methods)` });
+      others.push({ at: `route "${r.id}"`, methods });
+      claimed.set(key, others);
+    });
+  });
+
+  const routeIds = new Set(c.routes.map((r) => r.id));
+  const groups = new Set(c.routes.flatMap((r) => r.groups));
+  groups.add("default");
+  const ccs = c.plugins.filter((p) => p.plugin === "ClientCredentialService" && p.enabled);
+  const keyPairIds = new Set(c.keypairs.map((k) => k.id));
+  // The default signing key pair is generated on first start when a ClientCredentialService needs it.
+  const signingIds = new Set(keyPairIds);
+  if (ccs.length) signingIds.add(DEFAULT_SIGNING_KEY_PAIR);
+
+  c.apikeys.forEach((a, i) => {
+    a.authorizedEntities.forEach((e, j) => {
+      const at: Path = ["apikeys", i, "authorizedEntities", j];
+      if (e.startsWith("route_") && !routeIds.has(e.slice(6))) out.push({ path: at, message: `unknown route "${e.slice(6)}"` });
+      if (e.startsWith("group_") && !groups.has(e.slice(6))) out.push({ path: at, message: `unknown group "${e.slice(6)}" (no route declares it in groups)` });
+    });
+    const kp = a.metadata["jwt-sign-keypair"];
+    if (kp !== undefined && !signingIds.has(kp)) {
+      out.push({ path: ["apikeys", i, "metadata", "jwt-sign-keypair"], message: `unknown key pair "${kp}"${ccs.length ? "" : " (declare it under keypairs:)"}` });
+    }
+    if (a.metadata.scope !== undefined && !/^[\x21\x23-\x5b\x5d-\x7e]+( +[\x21\x23-\x5b\x5d-\x7e]+)*$/.test(a.metadata.scope.trim())) {
+      out.push({ path: ["apikeys", i, "metadata", "scope"], message: "scope must be space-separated scope tokens (RFC 6749 §3.3)" });
+    }
+  });
+
+  if (ccs.length > 1) out.push({ path: ["plugins", c.plugins.lastIndexOf(ccs[1]), "plugin"], message: "only one enabled ClientCredentialService may be configured" });
+  c.plugins.forEach((p, i) => {
+    if (p.plugin !== "ClientCredentialService") return;
+    const cfg = p.config;
+    if (cfg.domain !== "*") {
+      try {
+        new RegExp(`^(?:${cfg.domain})$`, "i");
+      } catch (e) {
+        out.push({ path: ["plugins", i, "config", "domain"], message: `not a valid regular expression: ${(e as Error).message}` });
+      }
+    }
+    if (!keyPairIds.has(cfg.defaultKeyPair) && cfg.defaultKeyPair !== DEFAULT_SIGNING_KEY_PAIR) {
+      out.push({ path: ["plugins", i, "config", "defaultKeyPair"], message: `unknown key pair "${cfg.defaultKeyPair}"` });
+    }
+    if (p.enabled && cfg.domain === "*" && !cfg.issuer) {
+      out.push({
+        path: ["plugins", i, "config", "domain"],
+        severity: "warning",
+        message: 'domain "*" without an issuer: any Host header a client sends ends up in token issuers and metadata; set config.issuer or a domain regex',
+      });
+    }
+  });
+
+  const https = c.server.https;
+  https?.keyPairs.forEach((id, j) => {
+    const kp = c.keypairs.find((k) => k.id === id);
+    if (!kp) out.push({ path: ["server", "https", "keyPairs", j], message: `unknown key pair "${id}"` });
+    else if (!kp.certificate) out.push({ path: ["server", "https", "keyPairs", j], message: `key pair "${id}" has no certificate to serve TLS with` });
+  });
+  return out;
+}

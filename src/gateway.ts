@@ -1,0 +1,33 @@
+// The Hono app in front of the snapshots: the status endpoint, then everything else goes to
+// the current snapshot, read once per request.
+import { Hono } from "hono";
+import type { ConfigStore } from "./config/store.ts";
+import { errorResponse, GatewayError } from "./errors.ts";
+import { renderError } from "./handler.ts";
+import { compileAddressMatcher, isLoopback, type AddressMatcher } from "./net/cidr.ts";
+import type { ConnInfo } from "./runtime/types.ts";
+
+type Env = { Bindings: { info: ConnInfo } };
+
+export const STATUS_PATH = "/.well-known/otoroshi/status";
+
+export function createGateway(store: ConfigStore, extraStatus: () => Record<string, unknown> = () => ({})): (req: Request, info: ConnInfo) => Promise<Response> {
+  const app = new Hono<Env>();
+  app.on(["GET", "HEAD"], STATUS_PATH, (c) => {
+    const info = c.env.info;
+    const snap = store.current();
+    const trusted = isLoopback(info.remoteAddress) || snapTrusts(snap.config.server.trustedProxies, info.remoteAddress);
+    if (!trusted) return errorResponse(new GatewayError(404, "ERR_ROUTE_NOT_FOUND", "No route found"), c.req.method);
+    return c.json({ ...store.status(), ...extraStatus() }, 200, { "cache-control": "no-store" });
+  });
+  app.all("*", (c) => store.current().handle(c.req.raw, c.env.info));
+  app.onError((e, c) => renderError(e, { method: c.req.method, path: c.req.path, host: "" }));
+  return (req, info) => app.fetch(req, { info }) as Promise<Response>;
+}
+
+const matchers = new WeakMap<readonly string[], AddressMatcher>();
+function snapTrusts(list: readonly string[], ip: string): boolean {
+  let m = matchers.get(list);
+  if (!m) matchers.set(list, (m = compileAddressMatcher(list)));
+  return m(ip);
+}

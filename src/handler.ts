@@ -1,0 +1,100 @@
+// The request path of one snapshot: sinks → router → route stages → proxy.
+import { errorResponse, GatewayError } from "./errors.ts";
+import { log } from "./log.ts";
+import type { AddressMatcher } from "./net/cidr.ts";
+import type { Access, AccessStage, RouteInfo } from "./plugins/types.ts";
+import { withoutCookies } from "./plugins/credentials.ts";
+import { forward, type ForwardTarget } from "./proxy/forward.ts";
+import { backendRequestHeaders } from "./proxy/headers.ts";
+import { joinPath, stripPrefix } from "./proxy/url.ts";
+import { createContext, type RequestContext } from "./request.ts";
+import type { Router } from "./router/router.ts";
+import type { ConnInfo } from "./runtime/types.ts";
+
+export interface CompiledRoute extends RouteInfo {
+  readonly stages: readonly AccessStage[];
+  readonly pickTarget: () => ForwardTarget;
+  readonly stripPath: boolean;
+  readonly root: string;
+  readonly timeoutMs: number;
+  readonly preserveHost: boolean;
+}
+
+export interface Sink {
+  matches(ctx: RequestContext): boolean;
+  handle(ctx: RequestContext): Promise<Response>;
+}
+
+export interface HandlerParts {
+  router: Router<CompiledRoute>;
+  sinks: readonly Sink[];
+  trustedProxies: AddressMatcher;
+  clock: () => number;
+}
+
+const NO_BODY = new Set(["GET", "HEAD"]);
+export const CLIENT_ID_HEADER = "otoroshi-authenticated-client-id";
+
+async function proxyRoute(ctx: RequestContext, route: CompiledRoute, prefix: string): Promise<Response> {
+  // The default client id header is never taken from a client, on any route, so a backend
+  // shared by open and protected routes cannot be fooled.
+  const access: Access = { apikey: null, wipeHeaders: [CLIENT_ID_HEADER], wipeQuery: [], wipeCookies: [], setHeaders: [], responseHeaders: [] };
+  for (const stage of route.stages) await stage(ctx, route, access);
+  const target = route.pickTarget();
+  const rest = route.stripPath ? stripPrefix(ctx.path, prefix) : ctx.path;
+  const headers = backendRequestHeaders(
+    ctx.req.headers,
+    { clientIp: ctx.info.remoteAddress, trusted: ctx.trusted, secure: ctx.secure, host: ctx.rawHost },
+    access.wipeHeaders.length ? new Set(access.wipeHeaders) : null,
+    access.setHeaders.length ? access.setHeaders : null,
+  );
+  if (access.wipeCookies.length) {
+    const cookie = headers.get("cookie");
+    if (cookie) {
+      const kept = withoutCookies(cookie, new Set(access.wipeCookies));
+      if (kept === null) headers.delete("cookie");
+      else headers.set("cookie", kept);
+    }
+  }
+  const res = await forward({
+    target,
+    path: joinPath(route.root, rest),
+    search: ctx.search,
+    wipeQuery: access.wipeQuery.length ? new Set(access.wipeQuery) : null,
+    headers,
+    preserveHost: route.preserveHost,
+    clientHost: ctx.rawHost,
+    method: ctx.method,
+    body: NO_BODY.has(ctx.method) ? null : ctx.req.body,
+    timeoutMs: route.timeoutMs,
+    signal: ctx.req.signal,
+  });
+  for (const [k, v] of access.responseHeaders) res.headers.set(k, v);
+  return res;
+}
+
+export function renderError(e: unknown, ctx: { method: string; path: string; host: string } | null): Response {
+  if (e instanceof GatewayError) {
+    if (e.status >= 500) log("error", "request.failed", { code: e.code, status: e.status, host: ctx?.host, path: ctx?.path, cause: e.cause instanceof Error ? e.cause.message : undefined });
+    return errorResponse(e, ctx?.method);
+  }
+  log("error", "request.crashed", { host: ctx?.host, path: ctx?.path, cause: e instanceof Error ? e.message : String(e) });
+  return errorResponse(new GatewayError(500, "ERR_INTERNAL", "Internal gateway error"), ctx?.method);
+}
+
+export function createHandler(parts: HandlerParts): (req: Request, info: ConnInfo) => Promise<Response> {
+  const { router, sinks, trustedProxies, clock } = parts;
+  return async (req, info) => {
+    let ctx: RequestContext | null = null;
+    try {
+      ctx = createContext(req, info, trustedProxies, clock());
+      for (const sink of sinks) if (sink.matches(ctx)) return await sink.handle(ctx);
+      const m = router.match(ctx.host, ctx.path, ctx.method);
+      if (m === null) throw new GatewayError(404, "ERR_ROUTE_NOT_FOUND", "No route found");
+      if (m.kind === "method") throw new GatewayError(405, "ERR_METHOD_NOT_ALLOWED", "Method not allowed on this route", { allow: m.allow.join(", ") });
+      return await proxyRoute(ctx, m.route, m.prefix);
+    } catch (e) {
+      return renderError(e, ctx);
+    }
+  };
+}

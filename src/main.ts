@@ -1,0 +1,159 @@
+// Boot: load (fail fast) → serve → watch → graceful shutdown; and the one-shot commands.
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { HELP, parseArgs, UsageError, VERSION, type CliOptions } from "./cli.ts";
+import { loadSnapshot, type LoadOptions } from "./config/load.ts";
+import { configDigest, Reloader } from "./config/reload.ts";
+import { ConfigStore } from "./config/store.ts";
+import { watchConfig } from "./config/watch.ts";
+import { ConfigError, formatProblem } from "./errors.ts";
+import { createGateway } from "./gateway.ts";
+import { keygenYaml, type GenAlg } from "./keys/generate.ts";
+import { log } from "./log.ts";
+import { hashSecret } from "./plugins/secrets.ts";
+import type { Runtime, ServerHandle, TlsCert } from "./runtime/types.ts";
+
+const out = (s: string) => process.stdout.write(s.endsWith("\n") ? s : s + "\n");
+const err = (s: string) => process.stderr.write(s.endsWith("\n") ? s : s + "\n");
+
+function configPath(opts: CliOptions): string {
+  return resolve(opts.config ?? process.env.OTOROSHI_CONFIG ?? "otoroshi.yaml");
+}
+
+function baseLoadOptions(runtime: Runtime, dryRun = false): LoadOptions {
+  return { env: process.env, clock: () => Date.now(), upstreamFetch: (tls) => runtime.upstreamFetch(tls), dryRun };
+}
+
+function check(runtime: Runtime, opts: CliOptions): number {
+  const file = configPath(opts);
+  try {
+    const { parsed } = loadSnapshot(file, 1, baseLoadOptions(runtime, true));
+    for (const w of parsed.warnings) err(`warning: ${formatProblem(w)}`);
+    out(`${file}: OK (${parsed.config.routes.length} routes, ${parsed.config.apikeys.length} API keys, ${parsed.config.keypairs.length} key pairs)`);
+    return 0;
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    for (const p of e.problems) err(formatProblem(p));
+    err(`${e.problems.length} problem${e.problems.length === 1 ? "" : "s"} in ${file}`);
+    return 1;
+  }
+}
+
+async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
+  const file = configPath(opts);
+  const loadOpts = baseLoadOptions(runtime);
+  let loaded;
+  try {
+    loaded = loadSnapshot(file, 1, loadOpts);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    for (const p of e.problems) err(formatProblem(p));
+    err(`otoroshi-lite: not starting, ${e.problems.length} problem${e.problems.length === 1 ? "" : "s"} in ${file}`);
+    return 1;
+  }
+  const { snapshot, parsed } = loaded;
+  for (const w of parsed.warnings) log("warn", "config.warning", { location: formatProblem(w) });
+  const store = new ConfigStore(snapshot);
+  const server = snapshot.config.server;
+  const handler = createGateway(store, () => ({ runtime: runtime.name, version: VERSION }));
+  const listeners: ServerHandle[] = [];
+  const http = await runtime.serve({ hostname: server.host, port: opts.port ?? server.port, handler, idleTimeoutSeconds: server.idleTimeout, maxRequestBodySize: server.maxRequestBodySize });
+  listeners.push(http);
+  log("info", "server.listening", { protocol: "http", host: server.host, port: http.port, runtime: runtime.name, version: VERSION, generation: snapshot.generation });
+  if (server.https) {
+    const certs: TlsCert[] = server.https.keyPairs.map((id) => {
+      const kp = snapshot.keyring.get(id)!;
+      return { cert: kp.certificate!.pem, key: kp.privateKey.export({ format: "pem", type: "pkcs8" }) as string, serverNames: kp.certificate!.serverNames };
+    });
+    const https = await runtime.serve({ hostname: server.host, port: server.https.port, handler, tls: certs, idleTimeoutSeconds: server.idleTimeout, maxRequestBodySize: server.maxRequestBodySize });
+    listeners.push(https);
+    log("info", "server.listening", { protocol: "https", host: server.host, port: https.port, names: certs.flatMap((c) => c.serverNames) });
+  }
+
+  const reloader = new Reloader(file, store, loadOpts, configDigest(parsed.config));
+  const watcher = watchConfig({ file, onChange: (trigger) => void reloader.reload(trigger) });
+  watcher.setExtraFiles(snapshot.files);
+  reloader.setOnApplied((files) => watcher.setExtraFiles(files));
+  runtime.onSignal("SIGHUP", () => void reloader.reload("SIGHUP", true));
+
+  await new Promise<void>((done) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log("info", "server.stopping", { signal });
+      watcher.close();
+      // In-flight requests finish; a stuck one does not hold the process forever.
+      const grace = new Promise<void>((r) => setTimeout(r, 10_000).unref?.());
+      void Promise.race([Promise.all(listeners.map((l) => l.stop(false))), grace]).then(() => done());
+    };
+    runtime.onSignal("SIGTERM", () => stop("SIGTERM"));
+    runtime.onSignal("SIGINT", () => stop("SIGINT"));
+  });
+  log("info", "server.stopped", {});
+  return 0;
+}
+
+function readStdin(): string {
+  try {
+    return readFileSync(0, "utf8").replace(/\r?\n$/, "");
+  } catch {
+    return "";
+  }
+}
+
+export async function main(runtime: Runtime): Promise<number> {
+  let opts: CliOptions;
+  try {
+    opts = parseArgs(runtime.args);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    err(`otoroshi-lite: ${e.message}`);
+    return 2;
+  }
+  switch (opts.command) {
+    case "help":
+      out(HELP);
+      return 0;
+    case "version":
+      out(`otoroshi-lite ${VERSION} (${runtime.name} ${runtime.version})`);
+      return 0;
+    case "check":
+      return check(runtime, opts);
+    case "keygen": {
+      const alg = (opts.alg ?? "ES256") as GenAlg;
+      if (!["RS256", "ES256", "ES384", "ES512", "EdDSA"].includes(alg)) {
+        err(`otoroshi-lite: --alg must be one of RS256, ES256, ES384, ES512, EdDSA (got "${alg}")`);
+        return 2;
+      }
+      out(keygenYaml(opts.id ?? `key-${alg.toLowerCase()}-${new Date().toISOString().slice(0, 10)}`, alg));
+      return 0;
+    }
+    case "hash-secret": {
+      const secret = opts.secret ?? readStdin();
+      if (!secret) {
+        err("otoroshi-lite: hash-secret needs a secret (argument or stdin)");
+        return 2;
+      }
+      out(hashSecret(secret));
+      return 0;
+    }
+    case "apikey-create": {
+      if (!opts.clientId || !/^[^\s:]+$/.test(opts.clientId)) {
+        err("otoroshi-lite: apikey create needs --client-id ID (no ':' or whitespace)");
+        return 2;
+      }
+      const secret = randomBytes(32).toString("base64url");
+      out(`# client secret for ${opts.clientId}, shown once; give it to the client and keep it out of the config:\n#   ${secret}\n`);
+      out(`# paste under apikeys:\n- clientId: ${opts.clientId}\n  clientSecret: ${hashSecret(secret)}\n`);
+      return 0;
+    }
+    case "serve":
+      if (!existsSync(configPath(opts))) {
+        err(`otoroshi-lite: config file ${configPath(opts)} not found (use --config FILE or OTOROSHI_CONFIG)`);
+        return 1;
+      }
+      return serve(runtime, opts);
+  }
+}

@@ -1,0 +1,109 @@
+// The Apikeys route plugin: extract → authenticate → authorize → wipe credentials.
+import type { ApikeysPluginConfig } from "../../config/schema.ts";
+import { GatewayError, type ErrorCode } from "../../errors.ts";
+import type { RequestContext } from "../../request.ts";
+import type { AccessStage, FailureGuard, QuotaEnforcer, TokenVerifier } from "../types.ts";
+import { authParam } from "../credentials.ts";
+import { credentialSources, extractCredential, type Credential } from "./extract.ts";
+import type { ApiKeyRecord, ApiKeyRegistry } from "./registry.ts";
+
+export interface ApikeysDeps {
+  registry: ApiKeyRegistry;
+  /** null when no ClientCredentialService is configured: then no JWT is accepted. */
+  verifyToken: TokenVerifier | null;
+  guard: FailureGuard | null;
+  quotas: QuotaEnforcer | null;
+}
+
+// RFC 9110 §15.5.2: a 401 carries a challenge.
+const CHALLENGE = 'Basic realm="otoroshi", Bearer realm="otoroshi"';
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+export const MSG_NO_APIKEY = "No ApiKey provided";
+export const MSG_BAD_APIKEY = "Bad API key";
+
+function missing(): GatewayError {
+  return new GatewayError(401, "ERR_APIKEY_MISSING", MSG_NO_APIKEY, { "www-authenticate": CHALLENGE });
+}
+
+/** One message for every credential failure, so client ids cannot be enumerated. */
+function bad(code: ErrorCode = "ERR_APIKEY_INVALID", bearer = false): GatewayError {
+  return new GatewayError(401, code, MSG_BAD_APIKEY, {
+    "www-authenticate": bearer ? 'Bearer realm="otoroshi", error="invalid_token"' : CHALLENGE,
+  });
+}
+
+export function createApikeysStage(config: ApikeysPluginConfig, deps: ApikeysDeps): AccessStage {
+  const ex = config.extractors;
+  const sources = credentialSources(ex);
+  const clientIdHeader = config.clientIdHeaderName?.toLowerCase() ?? null;
+  const { registry, verifyToken, guard, quotas } = deps;
+
+  const authenticate = (cred: Credential, ctx: RequestContext): ApiKeyRecord => {
+    const now = ctx.now;
+    switch (cred.kind) {
+      case "malformed":
+        throw bad();
+      case "clientId": {
+        const key = registry.get(cred.clientId);
+        if (!key || !key.allowClientIdOnly) throw bad();
+        return key;
+      }
+      case "secret": {
+        const wait = guard?.retryAfter(cred.clientId, ctx.clientIp, now) ?? 0;
+        if (wait > 0) throw new GatewayError(429, "ERR_TOO_MANY_FAILURES", "Too many failed attempts, retry later", { "retry-after": String(wait) });
+        const ok = registry.checkSecret(cred.clientId, cred.secret, now);
+        const key = registry.get(cred.clientId);
+        if (!ok || !key) {
+          if (key) guard?.recordFailure(cred.clientId, ctx.clientIp, now);
+          throw bad();
+        }
+        return key;
+      }
+      case "otoBearer": {
+        const key = registry.get(cred.clientId);
+        if (!key || !registry.checkBearer(cred.clientId, cred.bearer, now)) throw bad();
+        return key;
+      }
+      case "jwt": {
+        if (!verifyToken) throw bad("ERR_APIKEY_INVALID", true);
+        const v = verifyToken(cred.token, ctx);
+        if (!v.ok) throw bad(v.reason === "expired" ? "ERR_TOKEN_EXPIRED" : "ERR_APIKEY_INVALID", true);
+        const key = registry.get(v.clientId);
+        // A key bound to its own key pair only accepts tokens signed with it.
+        if (!key || (key.signKeyPair !== undefined && key.signKeyPair !== v.kid)) throw bad("ERR_APIKEY_INVALID", true);
+        return key;
+      }
+    }
+  };
+
+  return async (ctx, route, access) => {
+    if (clientIdHeader) access.wipeHeaders.push(clientIdHeader); // never copied from the client
+    const cred = extractCredential(ctx, ex);
+    if (!cred) {
+      if (config.mandatory) throw missing();
+      return;
+    }
+    const key = authenticate(cred, ctx);
+    if (!registry.isActive(key, ctx.now)) throw bad("ERR_APIKEY_INVALID", cred.kind === "jwt");
+    if (!registry.authorizedOn(key, route)) throw new GatewayError(403, "ERR_APIKEY_UNAUTHORIZED", "API key not authorized on this route");
+    if (key.readOnly && !SAFE_METHODS.has(ctx.method)) throw new GatewayError(403, "ERR_FORBIDDEN", "API key is read-only");
+    if (quotas) for (const h of await quotas.consume(key.clientId, key, ctx.now)) access.responseHeaders.push(h);
+    access.apikey = key;
+    if (config.wipeBackendRequest) {
+      access.wipeHeaders.push(...sources.headers);
+      access.wipeQuery.push(...sources.query);
+      access.wipeCookies.push(...sources.cookies);
+      const authz = ctx.req.headers.get("authorization");
+      if (cred.kind === "jwt") {
+        // The backend receives the access token in Authorization, wherever the client put it,
+        // so it can verify it against the JWKS.
+        if (cred.source.name !== "authorization") access.setHeaders.push(["authorization", `Bearer ${cred.token}`]);
+      } else if (authz !== null && (authParam(authz, "basic") !== null || authParam(authz, "bearer")?.startsWith("otoapk_"))) {
+        // Only credentials of ours are wiped; another Authorization (the backend's own) passes.
+        access.wipeHeaders.push("authorization");
+      }
+    }
+    if (clientIdHeader) access.setHeaders.push([clientIdHeader, key.clientId]);
+  };
+}

@@ -1,0 +1,115 @@
+// API keys compiled once per snapshot: an index by clientId with secrets ready for
+// constant-time comparison and otoapk_ bearers precomputed.
+import { createHmac } from "node:crypto";
+import type { ApiKeyConfig } from "../../config/schema.ts";
+import { compileSecret, dummyCompare, isHashedSecret, safeEqual, type SecretMatcher } from "../secrets.ts";
+
+export interface ApiKeyRecord {
+  readonly clientId: string;
+  readonly clientName: string;
+  readonly enabled: boolean;
+  /** Epoch ms after which the key is refused; null: never. */
+  readonly validUntil: number | null;
+  readonly routes: ReadonlySet<string>;
+  readonly groups: ReadonlySet<string>;
+  readonly readOnly: boolean;
+  readonly allowClientIdOnly: boolean;
+  readonly signKeyPair: string | undefined;
+  /** Allowed scopes (metadata "scope"); null: none declared. */
+  readonly scopes: readonly string[] | null;
+  readonly config: ApiKeyConfig;
+}
+
+interface Secrets {
+  current: SecretMatcher;
+  previous: { match: SecretMatcher; until: number }[];
+  bearers: { value: string; until: number | null }[];
+}
+
+export function toEpochMs(v: number | string | null | undefined): number | null {
+  if (v === null || v === undefined) return null;
+  return typeof v === "number" ? v : Date.parse(v);
+}
+
+/** otoapk_<clientId>_<hex(HMAC-SHA256(secret, "otoapk_<clientId>"))> as Otoroshi computes it. */
+export function otoBearerFor(clientId: string, plainSecret: string): string {
+  const data = `otoapk_${clientId}`;
+  return `${data}_${createHmac("sha256", plainSecret).update(data).digest("hex")}`;
+}
+
+export class ApiKeyRegistry {
+  private readonly keys = new Map<string, ApiKeyRecord>();
+  private readonly secrets = new Map<string, Secrets>();
+
+  constructor(list: readonly ApiKeyConfig[]) {
+    for (const k of list) {
+      const routes = new Set<string>();
+      const groups = new Set<string>();
+      for (const e of k.authorizedEntities) {
+        if (e.startsWith("route_")) routes.add(e.slice(6));
+        else if (e.startsWith("group_")) groups.add(e.slice(6));
+      }
+      const scope = k.metadata.scope?.trim();
+      const record: ApiKeyRecord = Object.freeze({
+        clientId: k.clientId,
+        clientName: k.clientName ?? k.clientId,
+        enabled: k.enabled,
+        validUntil: toEpochMs(k.validUntil),
+        routes,
+        groups,
+        readOnly: k.readOnly,
+        allowClientIdOnly: k.allowClientIdOnly,
+        signKeyPair: k.metadata["jwt-sign-keypair"],
+        scopes: scope ? [...new Set(scope.split(/\s+/))] : null,
+        config: k,
+      });
+      this.keys.set(k.clientId, record);
+      const bearers: Secrets["bearers"] = [];
+      if (!isHashedSecret(k.clientSecret)) bearers.push({ value: otoBearerFor(k.clientId, k.clientSecret), until: null });
+      const previous = k.previousSecrets.map((p) => {
+        const until = toEpochMs(p.validUntil) ?? 0;
+        if (!isHashedSecret(p.secret)) bearers.push({ value: otoBearerFor(k.clientId, p.secret), until });
+        return { match: compileSecret(p.secret), until };
+      });
+      this.secrets.set(k.clientId, { current: compileSecret(k.clientSecret), previous, bearers });
+    }
+  }
+
+  get size(): number {
+    return this.keys.size;
+  }
+
+  get(clientId: string): ApiKeyRecord | undefined {
+    return this.keys.get(clientId);
+  }
+
+  /** enabled and not past validUntil. */
+  isActive(k: ApiKeyRecord, now: number): boolean {
+    return k.enabled && (k.validUntil === null || now < k.validUntil);
+  }
+
+  /** Constant-time check of a presented secret against the current and unexpired previous secrets. */
+  checkSecret(clientId: string, presented: string, now: number): boolean {
+    const s = this.secrets.get(clientId);
+    if (!s) {
+      dummyCompare(presented);
+      return false;
+    }
+    let ok = s.current(presented);
+    for (const p of s.previous) if (p.match(presented) && now < p.until) ok = true;
+    return ok;
+  }
+
+  checkBearer(clientId: string, bearer: string, now: number): boolean {
+    const s = this.secrets.get(clientId);
+    let ok = false;
+    for (const b of s?.bearers ?? []) if (safeEqual(b.value, bearer) && (b.until === null || now < b.until)) ok = true;
+    return ok;
+  }
+
+  authorizedOn(k: ApiKeyRecord, route: { id: string; groups: ReadonlySet<string> }): boolean {
+    if (k.routes.has(route.id)) return true;
+    for (const g of route.groups) if (k.groups.has(g)) return true;
+    return false;
+  }
+}

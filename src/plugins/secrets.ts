@@ -1,0 +1,37 @@
+// Client secrets are compared in constant time: both sides are reduced to a SHA-256 digest and
+// compared with timingSafeEqual, so neither content nor length leaks through timing.
+// A stored secret is plain text or "sha256:<64 hex>" (for generated high-entropy secrets).
+import { createHash, timingSafeEqual } from "node:crypto";
+
+export const HASHED_PREFIX = "sha256:";
+
+export function isHashedSecret(stored: string): boolean {
+  return stored.startsWith(HASHED_PREFIX);
+}
+
+export function hashSecret(secret: string): string {
+  return HASHED_PREFIX + createHash("sha256").update(secret, "utf8").digest("hex");
+}
+
+export type SecretMatcher = (presented: string) => boolean;
+
+export function secretDigest(stored: string): Buffer {
+  if (isHashedSecret(stored)) return Buffer.from(stored.slice(HASHED_PREFIX.length), "hex");
+  return createHash("sha256").update(stored, "utf8").digest();
+}
+
+export function compileSecret(stored: string): SecretMatcher {
+  const expected = secretDigest(stored);
+  return (presented) => timingSafeEqual(createHash("sha256").update(presented, "utf8").digest(), expected);
+}
+
+/** Burns the same work as a real comparison, for unknown client ids (no enumeration by timing). */
+const dummy = compileSecret("otoroshi-lite-dummy-secret");
+export function dummyCompare(presented: string): void {
+  dummy(presented);
+}
+
+/** Constant-time equality of two strings of possibly different lengths. */
+export function safeEqual(a: string, b: string): boolean {
+  return timingSafeEqual(createHash("sha256").update(a).digest(), createHash("sha256").update(b).digest());
+}

@@ -1,0 +1,39 @@
+// Contracts between the gateway and plugins. Plugins are factories run at compile time; what
+// they return only reads at request time.
+import type { RequestContext } from "../request.ts";
+import type { ApiKeyRecord } from "./apikeys/registry.ts";
+
+/** What an access stage decided for a request that may proceed. */
+export interface Access {
+  apikey: ApiKeyRecord | null;
+  /** Lower-cased request header names to remove before calling the backend. */
+  wipeHeaders: string[];
+  wipeQuery: string[];
+  wipeCookies: string[];
+  /** Headers the gateway sets for the backend (after wiping). */
+  setHeaders: [string, string][];
+  /** Headers added to the client's response (quota counters). */
+  responseHeaders: [string, string][];
+}
+
+export interface RouteInfo {
+  readonly id: string;
+  readonly groups: ReadonlySet<string>;
+}
+
+export type AccessStage = (ctx: RequestContext, route: RouteInfo, access: Access) => void | Promise<void>;
+
+/** Verifies an access token issued by this gateway. */
+export type TokenVerifier = (token: string, ctx: RequestContext) => { ok: true; clientId: string; kid: string } | { ok: false; reason: string };
+
+/** Limits failed secret checks per (client id, source address) — see docs/security.md. */
+export interface FailureGuard {
+  /** Seconds to wait when this pair is locked out, else 0. */
+  retryAfter(clientId: string, ip: string, now: number): number;
+  recordFailure(clientId: string, ip: string, now: number): void;
+}
+
+/** Per-key quotas; returns the headers to add to a successful response, or throws a 429 GatewayError. */
+export interface QuotaEnforcer {
+  consume(clientId: string, key: import("./apikeys/registry.ts").ApiKeyRecord, now: number): Promise<[string, string][]> | [string, string][];
+}

@@ -1,0 +1,165 @@
+// Calls one backend target and turns its answer into the client response. Bodies are streamed
+// both ways (never buffered); the timeout covers the wait for the backend's response headers,
+// like Otoroshi's call_timeout; failures become GatewayErrors carrying the original error.
+
+import { GatewayError } from "../errors.ts";
+import type { UpstreamFetch } from "../runtime/types.ts";
+import { clientResponseHeaders } from "./headers.ts";
+
+export interface ForwardTarget {
+  hostname: string;
+  port: number;
+  tls: boolean;
+  weight: number;
+  fetch: UpstreamFetch;
+  /** Precomputed targetOrigin(). */
+  origin: string;
+  /** Precomputed hostHeader(). */
+  hostHeader: string;
+}
+
+export interface ForwardOptions {
+  target: ForwardTarget;
+  /** Already stripped/joined path, without the query. */
+  path: string;
+  /** "?a=1" or "": preserved byte for byte, except `wipeQuery` params removed. */
+  search: string;
+  /** Query parameter names to remove (credentials passed in the query). */
+  wipeQuery?: ReadonlySet<string> | null;
+  /** From backendRequestHeaders(); forward() sets `host` on it. */
+  headers: Headers;
+  /** true: send the client's Host; false: the target's hostHeader. */
+  preserveHost: boolean;
+  clientHost: string;
+  method: string;
+  /** Streamed, never buffered. */
+  body: ReadableStream<Uint8Array> | null;
+  /** Time until the backend's response headers arrive → 504. <= 0 or non-finite: none. */
+  timeoutMs: number;
+  /** Client went away → abort the upstream call (and its body streams). */
+  signal?: AbortSignal;
+}
+
+const MSG_REFUSED =
+  "Something went wrong, the connection to backend service was refused, you should try later. Thanks for your understanding";
+const MSG_TIMEOUT =
+  "Something went wrong, the backend service does not respond quickly enough, you should try later. Thanks for your understanding";
+const MSG_ERROR = "Something went wrong, you should try later. Thanks for your understanding";
+
+// Connection-refused shapes seen from fetch implementations: an error with code
+// "ECONNREFUSED" and "Unable to connect" in its message, or a TypeError("fetch failed") whose
+// cause says "Connection refused (os error 111)"; older clients used code "ConnectionRefused".
+const REFUSED_TEXT = /ECONNREFUSED|ConnectionRefused|connection refused|unable to connect/i;
+
+function isRefused(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && typeof e === "object" && e !== null; depth++) {
+    const { code, name, message } = e as { code?: unknown; name?: unknown; message?: unknown };
+    if (code === "ECONNREFUSED" || code === "ConnectionRefused" || name === "ConnectionRefused") return true;
+    if (typeof message === "string" && REFUSED_TEXT.test(message)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+function upstreamError(err: unknown, timedOut: boolean): GatewayError {
+  if (timedOut) return new GatewayError(504, "ERR_UPSTREAM_TIMEOUT", MSG_TIMEOUT, {}, { cause: err });
+  if (isRefused(err)) return new GatewayError(502, "ERR_UPSTREAM_REFUSED", MSG_REFUSED, {}, { cause: err });
+  // TLS failures, DNS failures, resets, a client that went away: all "try later" for the client;
+  // the cause tells the logs which.
+  return new GatewayError(502, "ERR_UPSTREAM_ERROR", MSG_ERROR, {}, { cause: err });
+}
+
+/**
+ * Removes the named parameters from a query string, keeping every other byte as received
+ * (no re-encoding, no reordering: W29). Names are compared after form-decoding.
+ */
+export function removeQueryParams(search: string, names: ReadonlySet<string>): string {
+  if (search.length <= 1 || names.size === 0) return search;
+  const parts = search.slice(1).split("&");
+  const kept: string[] = [];
+  for (const part of parts) {
+    const eq = part.indexOf("=");
+    let name = eq < 0 ? part : part.slice(0, eq);
+    if (name.includes("%") || name.includes("+")) {
+      try {
+        name = decodeURIComponent(name.replaceAll("+", " "));
+      } catch {
+        // Malformed escapes cannot name a credential parameter: keep the part as it is.
+      }
+    }
+    if (!names.has(name)) kept.push(part);
+  }
+  if (kept.length === parts.length) return search;
+  return kept.length === 0 ? "" : "?" + kept.join("&");
+}
+
+function hasNoBody(method: string, status: number): boolean {
+  // RFC 9110 §9.3.2 (HEAD), §15.3.5 (204), §15.4.5 (304).
+  return method === "HEAD" || status === 204 || status === 304;
+}
+
+export async function forward(opts: ForwardOptions): Promise<Response> {
+  const { target, method, headers } = opts;
+  const search = opts.wipeQuery ? removeQueryParams(opts.search, opts.wipeQuery) : opts.search;
+  const url = target.origin + opts.path + search;
+  headers.set("host", opts.preserveHost ? opts.clientHost : target.hostHeader);
+
+  let body = opts.body;
+  if (body !== null && (method === "GET" || method === "HEAD")) {
+    // Fetch cannot send content with GET/HEAD (RFC 9110 §9.3.1: it has no defined meaning);
+    // drop it together with its framing so the backend does not wait for bytes that never come.
+    body = null;
+    headers.delete("content-length");
+  }
+
+  const controller = new AbortController();
+  const clientSignal = opts.signal;
+  if (clientSignal) {
+    if (clientSignal.aborted) throw upstreamError(clientSignal.reason, false);
+    // Stays attached after the headers arrive so a client leaving mid-body stops the upstream too.
+    clientSignal.addEventListener("abort", () => controller.abort(clientSignal.reason), { once: true });
+  }
+  let timedOut = false;
+  const timeoutMs = opts.timeoutMs;
+  const timer =
+    timeoutMs > 0 && Number.isFinite(timeoutMs)
+      ? setTimeout(() => {
+          timedOut = true;
+          controller.abort(new DOMException("backend response headers timed out", "TimeoutError"));
+        }, timeoutMs)
+      : undefined;
+
+  const init: RequestInit & { duplex?: "half" } = {
+    method,
+    headers,
+    redirect: "manual",
+    signal: controller.signal,
+  };
+  if (body !== null) {
+    init.body = body;
+    // Required by the Fetch standard for a streamed request body.
+    init.duplex = "half";
+  }
+
+  let upstream: Response;
+  try {
+    upstream = await target.fetch(url, init);
+  } catch (err) {
+    throw upstreamError(err, timedOut);
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+  }
+
+  const status = upstream.status;
+  if (status < 200 || status > 599) {
+    // 1xx other than the interim ones the client consumed, or a non-HTTP status: not relayable.
+    void upstream.body?.cancel().catch(() => {});
+    throw upstreamError(new Error(`backend answered with status ${status}`), false);
+  }
+  return new Response(hasNoBody(method, status) ? null : upstream.body, {
+    status,
+    statusText: upstream.statusText,
+    headers: clientResponseHeaders(upstream.headers),
+  });
+}

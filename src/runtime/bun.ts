@@ -1,0 +1,117 @@
+// The Bun adapter: the only place (with src/bin/bun.ts) that touches `Bun.*`.
+
+import { GatewayError, errorResponse } from "../errors.ts";
+import { log } from "../log.ts";
+import type { Runtime, ServeOptions, ServerHandle, Signal, TlsCert, UpstreamFetch, UpstreamTls } from "./types.ts";
+
+// Bun's socket timer counts idle seconds in a byte: larger values are refused.
+const MAX_IDLE_TIMEOUT = 255;
+
+/** "::ffff:1.2.3.4" (an IPv4 peer on a dual-stack socket) → "1.2.3.4". */
+function normaliseAddress(address: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
+  return mapped ? mapped[1] : address;
+}
+
+/**
+ * Bun picks a certificate by SNI from an array of `tls` entries, one `serverName` each
+ * (wildcards match one label). An entry without `serverName` answers clients that send no
+ * SNI or an unknown name, so the first certificate is registered that way too.
+ * Bun lets a later entry replace an earlier one with the same name; we keep the first
+ * declared instead, so "first wins" holds on both runtimes.
+ */
+function bunTls(certs: TlsCert[]): Bun.TLSOptions[] {
+  const entries: Bun.TLSOptions[] = [{ cert: certs[0].cert, key: certs[0].key }];
+  const seen = new Set<string>();
+  for (const { cert, key, serverNames } of certs) {
+    for (const raw of serverNames) {
+      const name = raw.toLowerCase().replace(/\.$/, "");
+      if (seen.has(name)) continue;
+      seen.add(name);
+      entries.push({ cert, key, serverName: name });
+    }
+  }
+  return entries;
+}
+
+function internalError(error: unknown): Response {
+  // A refusal that escaped the handler keeps its status and wire shape.
+  if (error instanceof GatewayError) return errorResponse(error);
+  // Last resort: the gateway renders its own errors, so reaching this is a bug worth a log
+  // line; the client gets the Otoroshi error shape and never the stack.
+  log("error", "http.unhandled_error", { error });
+  return errorResponse(new GatewayError(500, "ERR_INTERNAL", "internal error"));
+}
+
+async function serve(options: ServeOptions): Promise<ServerHandle> {
+  const { handler, tls } = options;
+  const secure = tls !== undefined && tls.length > 0;
+  const server = Bun.serve({
+    hostname: options.hostname,
+    port: options.port,
+    // Without this Bun renders an HTML error page with the stack outside production.
+    development: false,
+    ...(secure ? { tls: bunTls(tls) } : {}),
+    ...(options.idleTimeoutSeconds !== undefined
+      ? { idleTimeout: Math.max(0, Math.min(MAX_IDLE_TIMEOUT, Math.floor(options.idleTimeoutSeconds))) }
+      : {}),
+    ...(options.maxRequestBodySize !== undefined ? { maxRequestBodySize: options.maxRequestBodySize } : {}),
+    fetch(req, srv) {
+      // null when the peer is already gone; the handler still runs, with no address to report.
+      const ip = srv.requestIP(req);
+      return handler(req, { remoteAddress: ip ? normaliseAddress(ip.address) : "", secure });
+    },
+    error: internalError,
+  });
+  const port = server.port ?? options.port;
+  return {
+    port,
+    async stop(force = false) {
+      await server.stop(force);
+    },
+  };
+}
+
+// One tls option object per distinct setting, so "same setting" means "same client" (Bun
+// pools connections per TLS configuration).
+const fetchers = new Map<string, UpstreamFetch>();
+
+function upstreamFetch(tls: UpstreamTls = {}): UpstreamFetch {
+  const key = JSON.stringify([tls.ca ?? null, tls.insecure === true]);
+  let f = fetchers.get(key);
+  if (f) return f;
+  // Bun's `ca` replaces the default trust store (observed: a CA added through
+  // NODE_EXTRA_CA_CERTS is no longer trusted once `ca` is set), which is what the contract asks.
+  const tlsOptions = {
+    ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+    ...(tls.insecure ? { rejectUnauthorized: false } : {}),
+  };
+  f = (url, init) =>
+    fetch(url, {
+      ...init,
+      redirect: "manual",
+      decompress: false,
+      // Backends are addressed directly, as on Deno (node:http ignores HTTP_PROXY), so the
+      // environment of the gateway process never reroutes upstream traffic.
+      proxy: false,
+      tls: tlsOptions,
+    });
+  fetchers.set(key, f);
+  return f;
+}
+
+export const runtime: Runtime = {
+  name: "bun",
+  version: Bun.version,
+  // Both `bun src/bin/bun.ts a b` and a compiled binary (argv[1] is then the virtual
+  // "/$bunfs/root/<name>" path) put the arguments from index 2 on.
+  args: Bun.argv.slice(2),
+  serve,
+  upstreamFetch,
+  onSignal(signal: Signal, listener: () => void) {
+    process.on(signal, listener);
+  },
+  exit(code: number): never {
+    process.exit(code);
+  },
+};

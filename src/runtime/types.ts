@@ -1,0 +1,70 @@
+// The only contract the core sees of the runtime. Only src/runtime/* and src/bin/* may
+// mention Bun or Deno; everything else is written against Web standards and node:* modules
+// that both runtimes provide.
+
+/** What the listener knows about the connection a request came on. */
+export interface ConnInfo {
+  /** Peer IP address as text (IPv4 dotted, or IPv6; IPv4-mapped IPv6 is normalised to IPv4). */
+  remoteAddress: string;
+  /** True when the request arrived over TLS on this listener. */
+  secure: boolean;
+}
+
+export type Handler = (req: Request, info: ConnInfo) => Response | Promise<Response>;
+
+export interface TlsCert {
+  /** PEM certificate chain (leaf first). */
+  cert: string;
+  /** PEM private key (PKCS#8). */
+  key: string;
+  /** DNS names this certificate serves (SNI); "*.example.com" wildcards allowed. */
+  serverNames: string[];
+}
+
+export interface ServeOptions {
+  hostname: string;
+  /** 0 picks a free port; the handle reports the real one. */
+  port: number;
+  handler: Handler;
+  /** When present the listener speaks TLS, choosing the certificate by SNI (first is default). */
+  tls?: TlsCert[];
+  /** Seconds a keep-alive connection may stay idle. */
+  idleTimeoutSeconds?: number;
+  /** Largest request body the listener accepts before the handler sees it (bytes). */
+  maxRequestBodySize?: number;
+}
+
+export interface ServerHandle {
+  readonly port: number;
+  /** Stop accepting; in-flight requests finish unless force. */
+  stop(force?: boolean): Promise<void>;
+}
+
+/** TLS settings for calls to a backend target. */
+export interface UpstreamTls {
+  /** Extra trusted CA certificates (PEM); when set, only these are trusted for the target. */
+  ca?: string;
+  /** Accept any certificate (explicit opt-in). */
+  insecure?: boolean;
+}
+
+/**
+ * A fetch for calling backends. It must: not follow redirects, not decompress bodies
+ * (the caller passes the client's own Accept-Encoding), stream request and response bodies,
+ * honour a Host header set by the caller, and honour `signal`.
+ */
+export type UpstreamFetch = (url: string, init: RequestInit) => Promise<Response>;
+
+export type Signal = "SIGHUP" | "SIGINT" | "SIGTERM";
+
+export interface Runtime {
+  readonly name: "bun" | "deno";
+  readonly version: string;
+  /** Command-line arguments after the program/script name. */
+  readonly args: string[];
+  serve(options: ServeOptions): Promise<ServerHandle>;
+  /** One client per distinct TLS setting; callers cache the result per snapshot. */
+  upstreamFetch(tls?: UpstreamTls): UpstreamFetch;
+  onSignal(signal: Signal, listener: () => void): void;
+  exit(code: number): never;
+}

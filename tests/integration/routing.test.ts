@@ -1,0 +1,153 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { startEchoBackend, type EchoBackend, type EchoBody } from "../helpers/echo-backend.ts";
+import { buildGateway, type TestGateway } from "../helpers/gateway.ts";
+
+let a: EchoBackend;
+let b: EchoBackend;
+let gw: TestGateway;
+
+const yaml = (pa: number, pb: number) => `
+routes:
+  - id: exact
+    frontend: { domains: [api.example.com] }
+    backend: { targets: [{ hostname: 127.0.0.1, port: ${pa} }] }
+  - id: api-v1
+    frontend: { domains: [api.example.com/v1] }
+    backend: { targets: [{ hostname: 127.0.0.1, port: ${pa} }], root: /base }
+  - id: keep-path
+    frontend: { domains: [api.example.com/keep], stripPath: false }
+    backend: { targets: [{ hostname: 127.0.0.1, port: ${pa} }] }
+  - id: wild
+    frontend: { domains: ["*.example.com"] }
+    backend: { targets: [{ hostname: 127.0.0.1, port: ${pb} }] }
+  - id: wild-deeper
+    frontend: { domains: ["*.eu.example.com"] }
+    backend: { targets: [{ hostname: 127.0.0.1, port: ${pa} }] }
+  - id: methods
+    frontend: { domains: [m.test], methods: [GET, POST] }
+    backend: { targets: [{ hostname: 127.0.0.1, port: ${pa} }] }
+  - id: host-kept
+    frontend: { domains: [keep-host.test] }
+    backend: { targets: [{ hostname: 127.0.0.1, port: ${pa} }], preserveHost: true }
+  - id: balanced
+    frontend: { domains: [lb.test] }
+    backend:
+      targets:
+        - { hostname: 127.0.0.1, port: ${pa}, weight: 3 }
+        - { hostname: 127.0.0.1, port: ${pb}, weight: 1 }
+`;
+
+beforeAll(async () => {
+  a = await startEchoBackend();
+  b = await startEchoBackend();
+  gw = buildGateway(yaml(a.port, b.port));
+});
+afterAll(async () => {
+  gw.close();
+  await a.stop();
+  await b.stop();
+});
+
+async function echo(url: string, init?: RequestInit): Promise<{ res: Response; body: EchoBody; port: number }> {
+  const res = await gw.call(url, init);
+  expect(res.status).toBe(200);
+  const body = (await res.json()) as EchoBody;
+  const host = body.headers.find(([k]) => k === "host")?.[1] ?? "";
+  return { res, body, port: Number(host.split(":")[1]) };
+}
+
+describe("routing", () => {
+  test("matches the host case-insensitively and ignores the port", async () => {
+    const { port } = await echo("http://API.Example.COM:8080/hello");
+    expect(port).toBe(a.port);
+  });
+
+  test("the longest path prefix wins and is stripped, then joined to root with one slash", async () => {
+    const { body } = await echo("http://api.example.com/v1/users?x=1&y=%20");
+    expect(body.path).toBe("/base/users");
+    expect(body.query).toBe("?x=1&y=%20");
+  });
+
+  test("path prefixes match whole segments only", async () => {
+    const { body } = await echo("http://api.example.com/v1x/users");
+    expect(body.path).toBe("/v1x/users"); // served by the "/" route, not by /v1
+  });
+
+  test("stripPath: false keeps the matched prefix", async () => {
+    const { body } = await echo("http://api.example.com/keep/a");
+    expect(body.path).toBe("/keep/a");
+  });
+
+  test("wildcard domains match subdomains, the most specific first, never the bare domain", async () => {
+    expect((await echo("http://x.example.com/")).port).toBe(b.port);
+    expect((await echo("http://x.eu.example.com/")).port).toBe(a.port);
+    const res = await gw.call("http://example.com/");
+    expect(res.status).toBe(404);
+  });
+
+  test("an unknown host gets 404 with the Otoroshi error shape", async () => {
+    const res = await gw.call("http://nope.test/x");
+    expect(res.status).toBe(404);
+    expect(res.headers.get("otoroshi-error")).toBe("true");
+    expect(res.headers.get("otoroshi-error-msg")).toBe("No route found");
+    expect(res.headers.get("content-type")).toContain("application/json");
+    expect(await res.json()).toEqual({ "Otoroshi-Error": "No route found" });
+  });
+
+  test("a method the route does not allow gets 405 with Allow", async () => {
+    const res = await gw.call("http://m.test/", { method: "DELETE" });
+    expect(res.status).toBe(405);
+    expect(res.headers.get("allow")).toBe("GET, POST");
+    expect((await echo("http://m.test/", { method: "POST", body: "x" })).body.method).toBe("POST");
+  });
+
+  test("the backend gets the target's host unless preserveHost is set", async () => {
+    const plain = await echo("http://api.example.com/");
+    expect(plain.body.headers.find(([k]) => k === "host")?.[1]).toBe(`127.0.0.1:${a.port}`);
+    const kept = await echo("http://keep-host.test:9999/");
+    expect(kept.body.headers.find(([k]) => k === "host")?.[1]).toBe("keep-host.test:9999");
+  });
+
+  test("targets are balanced round-robin by weight", async () => {
+    const ports: number[] = [];
+    for (let i = 0; i < 8; i++) ports.push((await echo("http://lb.test/")).port);
+    expect(ports.filter((p) => p === a.port).length).toBe(6);
+    expect(ports.filter((p) => p === b.port).length).toBe(2);
+  });
+
+  test("X-Forwarded-* are set by the gateway and client-sent ones are dropped from untrusted peers", async () => {
+    const { body } = await echo("http://api.example.com/", { headers: { "x-forwarded-for": "6.6.6.6", "x-forwarded-host": "evil.test", forwarded: "for=6.6.6.6" } });
+    const h = new Map(body.headers);
+    expect(h.get("x-forwarded-for")).toBe("127.0.0.1");
+    expect(h.get("x-forwarded-host")).toBe("api.example.com");
+    expect(h.get("x-forwarded-proto")).toBe("http");
+    expect(h.has("forwarded")).toBe(false);
+  });
+
+  test("an unreachable backend gives 502 and the gateway keeps serving", async () => {
+    const down = buildGateway(`
+routes:
+  - id: down
+    frontend: { domains: [down.test] }
+    backend: { targets: [{ hostname: 127.0.0.1, port: 1 }] }
+`);
+    const res = await down.call("http://down.test/");
+    expect(res.status).toBe(502);
+    expect(res.headers.get("otoroshi-error-code")).toBe("ERR_UPSTREAM_REFUSED");
+    expect((await down.call("http://down.test/")).status).toBe(502);
+    down.close();
+  });
+
+  test("a slow backend gives 504 after the route timeout", async () => {
+    const slow = buildGateway(`
+routes:
+  - id: slow
+    frontend: { domains: [slow.test] }
+    backend: { targets: [{ hostname: 127.0.0.1, port: ${a.port} }], timeout: 200 }
+`);
+    const res = await slow.call("http://slow.test/slow/3000");
+    expect(res.status).toBe(504);
+    expect(res.headers.get("otoroshi-error-code")).toBe("ERR_UPSTREAM_TIMEOUT");
+    slow.close();
+  });
+});

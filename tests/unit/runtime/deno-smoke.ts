@@ -1,0 +1,147 @@
+// Smoke test of the Deno adapter, run by deno.test.ts as `deno run -A` (bun test cannot load
+// Deno.*). Prints "ok" and exits 0 when every check passes; prints the failure and exits 1.
+// Run by hand: ./node_modules/.bin/deno run -A tests/unit/runtime/deno-smoke.ts
+
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import tls from "node:tls";
+import { gzipSync } from "node:zlib";
+import type { Runtime, ServerHandle } from "../../../src/runtime/types.ts";
+
+// Loaded through a computed specifier so that tsc (which checks tests/ with Bun's types and
+// excludes the Deno adapter) does not follow the import into deno.ts.
+const adapter = new URL("../../../src/runtime/deno.ts", import.meta.url).href;
+const { runtime } = (await import(adapter)) as { runtime: Runtime };
+
+function check(cond: unknown, what: string): asserts cond {
+  if (!cond) throw new Error(`check failed: ${what}`);
+}
+
+const dir = mkdtempSync(join(tmpdir(), "oto-deno-smoke-"));
+const servers: ServerHandle[] = [];
+
+/** A CA and leaves signed by it: rustls refuses a self-signed CA:TRUE cert as a leaf. */
+function pki() {
+  const run = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  const ca = (n: string) => run("req", "-x509", ...ec, "-subj", `/CN=${n}`, "-keyout", `${n}.key`, "-out", `${n}.crt`, "-days", "2");
+  const leaf = (n: string, caName: string, san: string) => {
+    run("req", ...ec, "-subj", `/CN=${n}`, "-keyout", `${n}.key`, "-out", `${n}.csr`);
+    writeFileSync(join(dir, `${n}.ext`), `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
+    run("x509", "-req", "-in", `${n}.csr`, "-CA", `${caName}.crt`, "-CAkey", `${caName}.key`, "-CAcreateserial", "-days", "2", "-extfile", `${n}.ext`, "-out", `${n}.crt`);
+  };
+  ca("ca1");
+  ca("ca2");
+  leaf("local", "ca1", "DNS:localhost,IP:127.0.0.1");
+  leaf("a", "ca1", "DNS:a.test");
+  leaf("b", "ca1", "DNS:b.test,DNS:*.b.test");
+  const pem = (n: string) => ({ cert: readFileSync(join(dir, `${n}.crt`), "utf8"), key: readFileSync(join(dir, `${n}.key`), "utf8") });
+  return { ca1: pem("ca1").cert, ca2: pem("ca2").cert, local: pem("local"), a: pem("a"), b: pem("b") };
+}
+
+/** The CN of the certificate the server presents for an SNI name. */
+function certFor(port: number, servername: string, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: "127.0.0.1", port, servername, ca, rejectUnauthorized: false }, () => {
+      const cn = socket.getPeerCertificate().subject?.CN;
+      socket.end();
+      resolve(String(cn));
+    });
+    socket.on("error", reject);
+  });
+}
+
+async function fails(p: Promise<Response>): Promise<boolean> {
+  try {
+    await (await p).body?.cancel();
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+async function main() {
+  const keys = pki();
+  const payload = "hello ".repeat(300);
+  const gz = gzipSync(payload);
+
+  const plain = await runtime.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    maxRequestBodySize: 1000,
+    handler: async (req, info) => {
+      const path = new URL(req.url).pathname;
+      if (path === "/throw") throw new Error("secret stack detail");
+      if (path === "/gzip") return new Response(gz, { headers: { "content-encoding": "gzip", "content-type": "text/plain" } });
+      if (path === "/redirect") return new Response(null, { status: 302, headers: { location: "/elsewhere" } });
+      const body = req.body ? await req.text() : "";
+      return Response.json({ ip: info.remoteAddress, secure: info.secure, host: req.headers.get("host"), len: body.length });
+    },
+  });
+  servers.push(plain);
+  check(plain.port > 0, "port 0 resolves to a real port");
+  const base = `http://127.0.0.1:${plain.port}`;
+
+  const hello = await (await fetch(`${base}/`, { method: "POST", body: "x".repeat(500) })).json();
+  check(hello.ip === "127.0.0.1" && hello.secure === false && hello.len === 500, `serve + remoteAddress: ${JSON.stringify(hello)}`);
+  const big = await fetch(`${base}/`, { method: "POST", body: "x".repeat(5000) });
+  check(big.status === 413, `maxRequestBodySize → 413, got ${big.status}`);
+  await big.body?.cancel();
+  const chunked = await fetch(`${base}/`, { method: "POST", body: new Blob(["x".repeat(5000)]).stream(), duplex: "half" } as RequestInit);
+  check(chunked.status === 413, `chunked body over maxRequestBodySize → 413, got ${chunked.status}`);
+  await chunked.body?.cancel();
+  const boom = await fetch(`${base}/throw`);
+  const boomText = await boom.text();
+  check(boom.status === 500 && JSON.parse(boomText)["Otoroshi-Error"] === "internal error" && !boomText.includes("secret"), "handler error → JSON 500 without detail");
+
+  const up = runtime.upstreamFetch();
+  check(runtime.upstreamFetch() === up, "one client per TLS setting");
+  const gzr = await up(`${base}/gzip`, { headers: { "accept-encoding": "gzip" } });
+  const raw = new Uint8Array(await gzr.arrayBuffer());
+  check(gzr.headers.get("content-encoding") === "gzip" && raw.length === gz.length && raw[0] === 0x1f, "upstream body stays compressed");
+  const hosted = await (await up(`${base}/`, { headers: { host: "foo.example" } })).json();
+  check(hosted.host === "foo.example", `Host header honoured: ${hosted.host}`);
+  const redirect = await up(`${base}/redirect`, {});
+  check(redirect.status === 302 && redirect.headers.get("location") === "/elsewhere", "redirects not followed");
+  const streamed = await (await up(`${base}/`, { method: "POST", body: new Blob(["y".repeat(700)]).stream(), duplex: "half" } as RequestInit)).json();
+  check(streamed.len === 700, "streamed request body");
+  check(await fails(up(`${base}/`, { signal: AbortSignal.abort() })), "aborted signal rejects");
+
+  const backend = await runtime.serve({ hostname: "127.0.0.1", port: 0, tls: [{ ...keys.local, serverNames: ["localhost"] }], handler: (_req, info) => Response.json({ secure: info.secure }) });
+  servers.push(backend);
+  const tlsUrl = `https://localhost:${backend.port}/`;
+  check(await fails(runtime.upstreamFetch()(tlsUrl, {})), "unknown CA rejected");
+  check(await fails(runtime.upstreamFetch({ ca: keys.ca2 })(tlsUrl, {})), "a different CA rejected");
+  const viaCa = await (await runtime.upstreamFetch({ ca: keys.ca1 })(tlsUrl, {})).json();
+  check(viaCa.secure === true, "custom CA trusted, secure flag set");
+  check((await runtime.upstreamFetch({ insecure: true })(tlsUrl, {})).status === 200, "insecure accepts any cert");
+
+  const sni = await runtime.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    tls: [{ ...keys.a, serverNames: ["a.test"] }, { ...keys.b, serverNames: ["b.test", "*.b.test"] }],
+    handler: () => new Response("sni"),
+  });
+  servers.push(sni);
+  check((await certFor(sni.port, "a.test", keys.ca1)) === "a", "SNI a.test → a");
+  check((await certFor(sni.port, "b.test", keys.ca1)) === "b", "SNI b.test → b");
+  check((await certFor(sni.port, "x.B.test", keys.ca1)) === "b", "SNI wildcard → b");
+  check((await certFor(sni.port, "other.test", keys.ca1)) === "a", "unknown SNI → first cert");
+
+  check(runtime.name === "deno" && runtime.version === process.versions.deno && Array.isArray(runtime.args), "name, version, args");
+}
+
+let code = 0;
+try {
+  await main();
+  console.log("ok");
+} catch (err) {
+  console.log(`FAIL ${(err as Error).stack ?? err}`);
+  code = 1;
+} finally {
+  await Promise.all(servers.map((s) => s.stop(true)));
+  rmSync(dir, { recursive: true, force: true });
+}
+runtime.exit(code);
