@@ -1,4 +1,11 @@
 import { main } from "../main.ts";
 import { runtime } from "../runtime/deno.ts";
 
-runtime.exit(await main(runtime));
+// No top-level await: `bun build --compile --bytecode` emits CommonJS.
+main(runtime).then(
+  (code) => runtime.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`otoroshi-lite: fatal: ${e instanceof Error ? e.message : String(e)}\n`);
+    runtime.exit(70);
+  },
+);

@@ -1,5 +1,5 @@
 // Notices changes to the config file and the files it references. Runtime-neutral (node:fs
-// and node:timers only), so it runs the same on Bun and Deno.
+// and node:timers only), so both runtimes run this same file.
 //
 // Editors save by writing a temporary file and renaming it over the original, `mv` replaces
 // the inode, and Kubernetes swaps a `..data` symlink to a new directory: a watch on the file's
@@ -146,8 +146,8 @@ export function watchConfig(opts: WatchOptions): ConfigWatcher {
     for (const dir of next.keys()) {
       if (watchers.has(dir)) continue;
       try {
-        // Watching never keeps a process alive on its own: Bun honours persistent: false, Deno
-        // ignores it but honours unref().
+        // Watching never keeps a process alive on its own; one runtime honours
+        // persistent: false, the other only unref().
         const w = watch(dir, { persistent: false }, (_event, filename) => onEvent(dir, filename));
         w.unref?.();
         w.on("error", (error) => {

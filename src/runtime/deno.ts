@@ -152,9 +152,11 @@ function writeBody(req: http.ClientRequest, body: BodyInit | null | undefined): 
   if (ArrayBuffer.isView(body)) return void req.end(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
   const stream = body instanceof ReadableStream ? body : new Response(body).body;
   if (stream === null) return void req.end();
-  Readable.fromWeb(stream as Parameters<typeof Readable.fromWeb>[0])
-    .on("error", (err) => req.destroy(err))
-    .pipe(req);
+  const source = Readable.fromWeb(stream as Parameters<typeof Readable.fromWeb>[0]);
+  source.on("error", (err) => req.destroy(err));
+  // A failed call (refused, aborted) releases the caller's body stream too.
+  req.on("error", (err) => source.destroy(err));
+  source.pipe(req);
 }
 
 function nodeFetch(url: string, init: RequestInit, secureAgent: https.Agent): Promise<Response> {
