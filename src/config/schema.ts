@@ -21,7 +21,7 @@ const sourceName = z.string().min(1).nullable();
 
 // ---------------------------------------------------------------- plugins: Apikeys
 
-const ExtractorBase = { enabled: z.boolean().default(true) };
+const ExtractorBase = { enabled: z.boolean().default(true).describe("Use this extractor") };
 
 export const ApikeysConfig = z
   .strictObject({
@@ -30,63 +30,63 @@ export const ApikeysConfig = z
         clientId: z
           .strictObject({
             ...ExtractorBase,
-            headerName: headerName.nullable().default("x-api-key"),
-            queryName: sourceName.default("x-api-key"),
-            cookieName: sourceName.default("x-api-key"),
+            headerName: headerName.nullable().default("x-api-key").describe("Header carrying the client id; null: none"),
+            queryName: sourceName.default("x-api-key").describe("Query parameter; null: none"),
+            cookieName: sourceName.default("x-api-key").describe("Cookie; null: none"),
           })
           .prefault({})
           .describe("client id only (keys with allowClientIdOnly)"),
         customHeaders: z
           .strictObject({
             ...ExtractorBase,
-            clientIdHeaderName: headerName.default("Otoroshi-Client-Id"),
-            clientSecretHeaderName: headerName.default("Otoroshi-Client-Secret"),
+            clientIdHeaderName: headerName.default("Otoroshi-Client-Id").describe("Header carrying the client id"),
+            clientSecretHeaderName: headerName.default("Otoroshi-Client-Secret").describe("Header carrying the client secret"),
           })
-          .prefault({}),
+          .prefault({})
+          .describe("client id and secret in two headers"),
         jwt: z
           .strictObject({
             ...ExtractorBase,
-            headerName: headerName.nullable().default("Otoroshi-Token"),
-            queryName: sourceName.default("bearer_auth"),
-            cookieName: sourceName.default("access_token"),
+            headerName: headerName.nullable().default("Otoroshi-Token").describe("Header carrying the token (besides Authorization: Bearer); null: none"),
+            queryName: sourceName.default("bearer_auth").describe("Query parameter; null: none"),
+            cookieName: sourceName.default("access_token").describe("Cookie; null: none"),
           })
           .prefault({})
           .describe("access tokens issued by this gateway's ClientCredentialService"),
         basic: z
           .strictObject({
             ...ExtractorBase,
-            headerName: headerName.nullable().default("Otoroshi-Authorization"),
-            queryName: sourceName.default("basic_auth"),
-            cookieName: sourceName.default("basic_auth"),
+            headerName: headerName.nullable().default("Otoroshi-Authorization").describe("Header carrying Basic credentials (besides Authorization: Basic); null: none"),
+            queryName: sourceName.default("basic_auth").describe("Query parameter with base64 id:secret; null: none"),
+            cookieName: sourceName.default("basic_auth").describe("Cookie with base64 id:secret; null: none"),
           })
-          .prefault({}),
+          .prefault({})
+          .describe("HTTP Basic (RFC 7617), standard or URL-safe base64, scheme case-insensitive"),
         otoBearer: z
           .strictObject({
             ...ExtractorBase,
-            headerName: headerName.nullable().default("Otoroshi-Token"),
-            queryName: sourceName.default("bearer_auth"),
-            cookieName: sourceName.default("bearer"),
+            headerName: headerName.nullable().default("Otoroshi-Token").describe("Header carrying the bearer (besides Authorization: Bearer); null: none"),
+            queryName: sourceName.default("bearer_auth").describe("Query parameter; null: none"),
+            cookieName: sourceName.default("bearer").describe("Cookie; null: none"),
           })
           .prefault({})
           .describe("otoapk_<clientId>_<hmac> bearers"),
       })
-      .prefault({}),
-    /** false: requests without credentials pass (a presented credential is still checked). */
-    mandatory: z.boolean().default(true),
-    /** Remove the credential the key was read from before calling the backend. */
-    wipeBackendRequest: z.boolean().default(true),
-    /** Header telling the backend which client called; set by the gateway only. null: none. */
-    clientIdHeaderName: headerName.nullable().default("Otoroshi-Authenticated-Client-Id"),
+      .prefault({})
+      .describe("Where credentials are read from; detection order: clientId, customHeaders, jwt, basic, otoBearer"),
+    mandatory: z.boolean().default(true).describe("false: requests without credentials pass (a presented credential is still checked)."),
+    wipeBackendRequest: z.boolean().default(true).describe("Remove the credential the key was read from before calling the backend."),
+    clientIdHeaderName: headerName.nullable().default("Otoroshi-Authenticated-Client-Id").describe("Header telling the backend which client called; set by the gateway only. null: none."),
   })
   .prefault({});
 
 const PluginBase = {
-  enabled: z.boolean().default(true),
+  enabled: z.boolean().default(true).describe("false: the plugin is ignored"),
 };
 
 export const RoutePlugin = z.discriminatedUnion(
   "plugin",
-  [z.strictObject({ plugin: z.literal("Apikeys"), ...PluginBase, config: ApikeysConfig })],
+  [z.strictObject({ plugin: z.literal("Apikeys").describe("Only callers with a valid API key pass"), ...PluginBase, config: ApikeysConfig.describe("Apikeys plugin settings") })],
   { error: (iss) => (iss.code === "invalid_union" ? 'unknown route plugin (known: "Apikeys")' : undefined) },
 );
 
@@ -94,24 +94,19 @@ export const RoutePlugin = z.discriminatedUnion(
 
 export const ClientCredentialConfig = z
   .strictObject({
-    /** Regex on the request host (anchored, case-insensitive); "*" = any host. */
-    domain: z.string().min(1).default("*"),
-    /** Token lifetime in milliseconds. */
-    expiration: z.number().int().min(1000).max(366 * 24 * 3600 * 1000).default(3_600_000),
-    defaultKeyPair: name("defaultKeyPair").default("otoroshi-jwt-signing"),
-    /** true: the endpoints answer only over https (or X-Forwarded-Proto: https from a trusted proxy). */
-    secure: z.boolean().default(true),
-    /** Token issuer; default: the request's scheme and host, as Otoroshi does. */
-    issuer: z.url({ protocol: /^https?$/ }).optional(),
-    audience: z.string().min(1).default("otoroshi"),
-    /** Largest token/introspection request body, bytes. */
-    maxBodySize: z.number().int().min(256).max(10 * 1024 * 1024).default(64 * 1024),
+    domain: z.string().min(1).default("*").describe("Regex on the request host (anchored, case-insensitive); \"*\" = any host."),
+    expiration: z.number().int().min(1000).max(366 * 24 * 3600 * 1000).default(3_600_000).describe("Token lifetime in milliseconds."),
+    defaultKeyPair: name("defaultKeyPair").default("otoroshi-jwt-signing").describe("Key pair signing tokens of keys without a jwt-sign-keypair; otoroshi-jwt-signing is generated on first start when not declared"),
+    secure: z.boolean().default(true).describe("true: the endpoints answer only over https (or X-Forwarded-Proto: https from a trusted proxy)."),
+    issuer: z.url({ protocol: /^https?$/ }).optional().describe("Token issuer; default: the request's scheme and host, as Otoroshi does."),
+    audience: z.string().min(1).default("otoroshi").describe("aud claim of issued tokens; tokens presented on routes must carry it"),
+    maxBodySize: z.number().int().min(256).max(10 * 1024 * 1024).default(64 * 1024).describe("Largest token/introspection request body, bytes."),
   })
   .prefault({});
 
 export const GlobalPlugin = z.discriminatedUnion(
   "plugin",
-  [z.strictObject({ plugin: z.literal("ClientCredentialService"), ...PluginBase, config: ClientCredentialConfig })],
+  [z.strictObject({ plugin: z.literal("ClientCredentialService").describe("OAuth2 client credentials: token, introspection, JWKS and metadata endpoints"), ...PluginBase, config: ClientCredentialConfig.describe("ClientCredentialService settings") })],
   { error: (iss) => (iss.code === "invalid_union" ? 'unknown global plugin (known: "ClientCredentialService")' : undefined) },
 );
 
@@ -119,18 +114,16 @@ export const GlobalPlugin = z.discriminatedUnion(
 
 export const Target = z.strictObject({
   hostname: z.string().min(1).regex(/^[^\s/?#@]+$/, "a hostname or IP address, without scheme or path"),
-  /** Default: 443 with tls, else 80. */
-  port: z.number().int().min(1).max(65535).optional(),
-  tls: z.boolean().default(false),
-  weight: z.number().int().min(1).max(1000).default(1),
+  port: z.number().int().min(1).max(65535).optional().describe("Default: 443 with tls, else 80."),
+  tls: z.boolean().default(false).describe("Call the target over https (certificate verified by default)"),
+  weight: z.number().int().min(1).max(1000).default(1).describe("Relative share of calls (smooth weighted round-robin)"),
   tlsConfig: z
     .strictObject({
-      /** Trust this CA (PEM) for this target. */
-      ca: z.string().min(1).optional(),
-      /** Accept any certificate. Explicit opt-in; never the default. */
-      insecure: z.boolean().default(false),
+      ca: z.string().min(1).optional().describe("Trust this CA (PEM) for this target."),
+      insecure: z.boolean().default(false).describe("Accept any certificate. Explicit opt-in; never the default."),
     })
-    .optional(),
+    .optional()
+    .describe("TLS trust for this target"),
 });
 
 const method = z
@@ -139,13 +132,11 @@ const method = z
   .transform((m) => m.toUpperCase());
 
 export const Route = z.strictObject({
-  id: name("route id"),
-  name: z.string().optional(),
-  enabled: z.boolean().default(true),
-  /** Groups this route belongs to (API keys authorize `group_<id>`). */
-  groups: z.array(name("group")).min(1).default(["default"]),
+  id: name("route id").describe("Unique route id; API keys authorize it as route_<id>"),
+  name: z.string().optional().describe("Human-readable name"),
+  enabled: z.boolean().default(true).describe("false: the route never matches"),
+  groups: z.array(name("group")).min(1).default(["default"]).describe("Groups this route belongs to (API keys authorize `group_<id>`)."),
   frontend: z.strictObject({
-    /** "host" or "host/path"; "*.example.com" wildcards. */
     domains: z
       .array(
         z.string().min(1).superRefine((d, ctx) => {
@@ -153,63 +144,53 @@ export const Route = z.strictObject({
           if (!r.ok) ctx.addIssue({ code: "custom", message: r.message });
         }),
       )
-      .min(1, "a route needs at least one domain"),
-    /** Allowed methods; empty or absent: any. */
-    methods: z.array(method).optional(),
-    /** Remove the matched path prefix before calling the backend. */
-    stripPath: z.boolean().default(true),
-  }),
+      .min(1, "a route needs at least one domain")
+      .describe('"host" or "host/path" as in Otoroshi; "*.example.com" matches any subdomain. Hosts match case-insensitively, whatever the port; paths match whole segments'),
+    methods: z.array(method).optional().describe("Allowed methods; empty or absent: any."),
+    stripPath: z.boolean().default(true).describe("Remove the matched path prefix before calling the backend."),
+  }).describe("What the route answers: domains, methods"),
   backend: z.strictObject({
     targets: z.array(Target).min(1, "a route needs at least one target"),
-    /** Path prefix prepended on the backend. */
-    root: z.string().startsWith("/", "root must start with /").default("/"),
-    /** Milliseconds to wait for the backend's response headers (then 504). */
-    timeout: z.number().int().min(1).max(3_600_000).default(30_000),
-    /** Send the client's Host header instead of the target's hostname. */
-    preserveHost: z.boolean().default(false),
-  }),
-  plugins: z.array(RoutePlugin).default([]),
+    root: z.string().startsWith("/", "root must start with /").default("/").describe("Path prefix prepended on the backend."),
+    timeout: z.number().int().min(1).max(3_600_000).default(30_000).describe("Milliseconds to wait for the backend's response headers (then 504)."),
+    preserveHost: z.boolean().default(false).describe("Send the client's Host header instead of the target's hostname."),
+  }).describe("Where the route sends calls"),
+  plugins: z.array(RoutePlugin).default([]).describe("Route plugins, run in order"),
 });
 
 // ---------------------------------------------------------------- api keys, key pairs
 
 export const PreviousSecret = z.strictObject({
-  secret: z.string().min(1),
-  validUntil: Instant,
+  secret: z.string().min(1).describe("Plain text or sha256:<hex>"),
+  validUntil: Instant.describe("When this secret stops working (epoch ms or ISO 8601)"),
 });
 
 export const ApiKey = z.strictObject({
   clientId: z
     .string()
     .min(1)
-    .regex(/^[^\s:]+$/, "clientId may not contain ':' or whitespace (HTTP Basic splits on ':')"),
-  /** Plain text, or "sha256:<hex>" for generated high-entropy secrets. */
-  clientSecret: z.string().min(1),
-  clientName: z.string().optional(),
-  description: z.string().optional(),
-  enabled: z.boolean().default(true),
-  /** "route_<routeId>" or "group_<groupId>". */
-  authorizedEntities: z.array(z.string().regex(/^(route|group)_.+$/, 'expected "route_<routeId>" or "group_<groupId>"')).default(["group_default"]),
-  /** Accept the client id alone (x-api-key) for this key. */
-  allowClientIdOnly: z.boolean().default(false),
-  /** Only GET, HEAD and OPTIONS calls are allowed. */
-  readOnly: z.boolean().default(false),
-  validUntil: Instant.nullable().optional(),
-  metadata: z.record(z.string(), z.string()).default({}),
-  tags: z.array(z.string()).default([]),
-  /** Calls per second (whole UTC seconds). */
-  throttlingQuota: z.number().int().positive().optional(),
+    .regex(/^[^\s:]+$/, "clientId may not contain ':' or whitespace (HTTP Basic splits on ':')")
+    .describe("The API key's id; also the OAuth2 client_id"),
+  clientSecret: z.string().min(1).describe("Plain text, or \"sha256:<hex>\" for generated high-entropy secrets."),
+  clientName: z.string().optional().describe("Defaults to clientId"),
+  description: z.string().optional().describe("Free text"),
+  enabled: z.boolean().default(true).describe("false: every call and token of this key is refused"),
+  authorizedEntities: z.array(z.string().regex(/^(route|group)_.+$/, 'expected "route_<routeId>" or "group_<groupId>"')).default(["group_default"]).describe("\"route_<routeId>\" or \"group_<groupId>\"."),
+  allowClientIdOnly: z.boolean().default(false).describe("Accept the client id alone (x-api-key) for this key."),
+  readOnly: z.boolean().default(false).describe("Only GET, HEAD and OPTIONS calls are allowed."),
+  validUntil: Instant.nullable().optional().describe("The key is refused from then on (epoch ms or ISO 8601)"),
+  metadata: z.record(z.string(), z.string()).default({}).describe('String map; "jwt-sign-keypair" names the key pair signing this key\'s tokens, "scope" lists its allowed OAuth scopes (space separated)'),
+  tags: z.array(z.string()).default([]).describe("Free-form labels"),
+  throttlingQuota: z.number().int().positive().optional().describe("Calls per second (whole UTC seconds)."),
   dailyQuota: z.number().int().positive().optional(),
   monthlyQuota: z.number().int().positive().optional(),
-  previousSecrets: z.array(PreviousSecret).default([]),
+  previousSecrets: z.array(PreviousSecret).default([]).describe("Older secrets still accepted until their validUntil (rotation without downtime)"),
 });
 
 export const KeyPairConfig = z.strictObject({
-  id: name("key pair id"),
-  /** PKCS#8 PEM; inline, ${file:path} or ${env:NAME}. */
-  privateKey: z.string().min(1),
-  /** PEM certificate chain (leaf first) to serve TLS with this key. */
-  certificate: z.string().min(1).optional(),
+  id: name("key pair id").describe("Key pair id; also the JWT kid"),
+  privateKey: z.string().min(1).describe("PKCS#8 PEM; inline, ${file:path} or ${env:NAME}."),
+  certificate: z.string().min(1).optional().describe("PEM certificate chain (leaf first) to serve TLS with this key."),
   description: z.string().optional(),
 });
 
@@ -217,16 +198,15 @@ export const KeyPairConfig = z.strictObject({
 
 export const Server = z
   .strictObject({
-    port: z.number().int().min(0).max(65535).default(8080),
-    host: z.string().min(1).default("0.0.0.0"),
+    port: z.number().int().min(0).max(65535).default(8080).describe("HTTP port (0: any free port)"),
+    host: z.string().min(1).default("0.0.0.0").describe("Address the listeners bind to"),
     https: z
       .strictObject({
-        port: z.number().int().min(0).max(65535).default(8443),
-        /** Key pairs (with a certificate) served by SNI; the first is the default. */
-        keyPairs: z.array(name("key pair id")).min(1),
+        port: z.number().int().min(0).max(65535).default(8443).describe("HTTPS port"),
+        keyPairs: z.array(name("key pair id")).min(1).describe("Key pairs (with a certificate) served by SNI; the first is the default."),
       })
-      .optional(),
-    /** Addresses or CIDRs whose X-Forwarded-* headers are trusted. */
+      .optional()
+      .describe("HTTPS listener; certificates chosen by SNI"),
     trustedProxies: z
       .array(
         z.string().min(1).superRefine((t, ctx) => {
@@ -234,35 +214,31 @@ export const Server = z
           if (!r.ok) ctx.addIssue({ code: "custom", message: r.message });
         }),
       )
-      .default([]),
-    /** Where generated key pairs and counters are kept. Default: the config file's directory. */
-    stateDir: z.string().min(1).optional(),
-    /** Seconds a keep-alive connection may stay idle. */
-    idleTimeout: z.number().int().min(1).max(255).default(30),
-    /** Largest request body accepted on routes, bytes. */
-    maxRequestBodySize: z.number().int().min(1024).default(1024 * 1024 * 1024),
-    /** Where quota counters live: absent = in memory, persisted to stateDir; "redis://host:port[/db]" = shared. */
-    store: z.string().regex(/^rediss?:\/\/.+/, 'expected "redis://host:port" (or "rediss://")').optional(),
-    /** When the shared store is unreachable: "open" keeps serving without quotas, "closed" answers 503. */
-    storeUnavailable: z.enum(["open", "closed"]).default("open"),
-    /** Milliseconds between writes of in-memory quota counters to stateDir. */
-    countersFlushInterval: z.number().int().min(100).max(3_600_000).default(5_000),
-    /** Failed secret checks allowed per client id and source address in a sliding window. */
+      .default([])
+      .describe("Addresses or CIDRs (IPv4/IPv6) of proxies in front of the gateway whose X-Forwarded-* headers are trusted"),
+    stateDir: z.string().min(1).optional().describe("Where generated key pairs and counters are kept. Default: the config file's directory."),
+    idleTimeout: z.number().int().min(1).max(255).default(30).describe("Seconds a keep-alive connection may stay idle."),
+    maxRequestBodySize: z.number().int().min(1024).default(1024 * 1024 * 1024).describe("Largest request body accepted on routes, bytes."),
+    store: z.string().regex(/^rediss?:\/\/.+/, 'expected "redis://host:port" (or "rediss://")').optional().describe("Where quota counters live: absent = in memory, persisted to stateDir; \"redis://host:port[/db]\" = shared."),
+    storeUnavailable: z.enum(["open", "closed"]).default("open").describe("When the shared store is unreachable: \"open\" keeps serving without quotas, \"closed\" answers 503."),
+    countersFlushInterval: z.number().int().min(100).max(3_600_000).default(5_000).describe("Milliseconds between writes of in-memory quota counters to stateDir."),
     failedAuth: z
       .strictObject({
-        maxFailures: z.number().int().min(1).default(10),
-        windowSeconds: z.number().int().min(1).max(86_400).default(60),
+        maxFailures: z.number().int().min(1).default(10).describe("Failures allowed in the window"),
+        windowSeconds: z.number().int().min(1).max(86_400).default(60).describe("Sliding window length in seconds"),
       })
-      .prefault({}),
+      .prefault({})
+      .describe("Failed secret checks allowed per client id and source address before further attempts get 429"),
   })
-  .prefault({});
+  .prefault({})
+  .describe("Listeners and process-wide settings; read at start (a change needs a restart)");
 
 export const Config = z.strictObject({
   server: Server,
-  plugins: z.array(GlobalPlugin).default([]),
-  routes: z.array(Route).default([]),
-  apikeys: z.array(ApiKey).default([]),
-  keypairs: z.array(KeyPairConfig).default([]),
+  plugins: z.array(GlobalPlugin).default([]).describe("Global plugins"),
+  routes: z.array(Route).default([]).describe("Routes: frontend (domains) → backend (targets), with plugins"),
+  apikeys: z.array(ApiKey).default([]).describe("API keys; each is also an OAuth2 client"),
+  keypairs: z.array(KeyPairConfig).default([]).describe("Signing keys (JWT) and TLS certificates"),
 });
 
 export type Config = z.output<typeof Config>;

@@ -1,5 +1,6 @@
 // Shared set-up for the ClientCredentialService tests: real key pairs, a registry parsed with
 // the config schema (so defaults apply), and RequestContexts built the way the gateway does.
+import { expect } from "bun:test";
 import { ApiKey, ClientCredentialConfig } from "../../../src/config/schema.ts";
 import { generateKeyPairPem } from "../../../src/keys/generate.ts";
 import type { GenAlg } from "../../../src/keys/generate.ts";
@@ -130,4 +131,17 @@ export function recordingGuard(limit = 3) {
     recordFailure: (id, ip) => void failures.set(`${id}|${ip}`, (failures.get(`${id}|${ip}`) ?? 0) + 1),
   };
   return { guard, failures };
+}
+
+/** Asserts an RFC 6749 §5.2 error answer. */
+export async function expectError(res: Response, status: number, error: string, description?: string) {
+  expect(res.status).toBe(status);
+  expect(res.headers.get("content-type")).toBe("application/json");
+  expect(res.headers.get("cache-control")).toBe("no-store");
+  const body = (await res.json()) as Record<string, unknown>;
+  expect(body.error).toBe(error);
+  expect(typeof body.error_description).toBe("string");
+  // RFC 6749 §5.2: error_description is printable ASCII without '"' or '\'.
+  expect(body.error_description as string).toMatch(/^[\x20\x21\x23-\x5b\x5d-\x7e]+$/);
+  if (description !== undefined) expect(body.error_description).toBe(description);
 }

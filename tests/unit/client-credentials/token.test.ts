@@ -1,35 +1,20 @@
 import { describe, expect, test } from "bun:test";
 import {
   ALGS,
-  basic,
   build,
-  CLIENTS,
   decodeJwt,
   DEFAULT_KP,
+  expectError,
   form,
-  formEncode,
   HOST,
   json,
   NOW,
-  recordingGuard,
   send,
   TOKEN_URL,
 } from "./harness.ts";
 
 const { svc } = build();
 const GRANT = { grant_type: "client_credentials" };
-
-async function expectError(res: Response, status: number, error: string, description?: string) {
-  expect(res.status).toBe(status);
-  expect(res.headers.get("content-type")).toBe("application/json");
-  expect(res.headers.get("cache-control")).toBe("no-store");
-  const body = (await res.json()) as Record<string, unknown>;
-  expect(body.error).toBe(error);
-  expect(typeof body.error_description).toBe("string");
-  // RFC 6749 §5.2: error_description is printable ASCII without '"' or '\'.
-  expect(body.error_description as string).toMatch(/^[\x20\x21\x23-\x5b\x5d-\x7e]+$/);
-  if (description !== undefined) expect(body.error_description).toBe(description);
-}
 
 describe("token endpoint: success", () => {
   test("answers the seed's JSON request with a Bearer token and RFC 6749 §5.1 cache headers", async () => {
@@ -163,164 +148,3 @@ describe("token endpoint: scope (RFC 6749 §3.3)", () => {
   });
 });
 
-describe("token endpoint: client authentication (RFC 6749 §2.3.1)", () => {
-  const odd = CLIENTS.find((c) => c.clientId === "odd")!.clientSecret;
-
-  test("accepts HTTP Basic with form-encoded id and secret", async () => {
-    const res = await send(svc, form(TOKEN_URL, GRANT, { authorization: basic(formEncode("odd"), formEncode(odd)) }));
-    expect(res.status).toBe(200);
-  });
-
-  test("accepts HTTP Basic with the raw secret, as authlib sends it", async () => {
-    const res = await send(svc, form(TOKEN_URL, GRANT, { authorization: basic("odd", odd) }));
-    expect(res.status).toBe(200);
-  });
-
-  test("accepts the secret with + % : in the body", async () => {
-    expect((await send(svc, form(TOKEN_URL, { ...GRANT, client_id: "odd", client_secret: odd }))).status).toBe(200);
-    expect((await send(svc, json(TOKEN_URL, { ...GRANT, client_id: "odd", client_secret: odd }))).status).toBe(200);
-  });
-
-  test("matches the Basic scheme case-insensitively (RFC 9110 §11.1)", async () => {
-    const auth = basic("my-id", "my-secret").replace("Basic", "bAsIc");
-    expect((await send(svc, form(TOKEN_URL, GRANT, { authorization: auth }))).status).toBe(200);
-  });
-
-  test("allows a body client_id equal to the Basic one", async () => {
-    const res = await send(svc, form(TOKEN_URL, { ...GRANT, client_id: "my-id" }, { authorization: basic("my-id", "my-secret") }));
-    expect(res.status).toBe(200);
-  });
-
-  test("refuses Basic plus a body client_secret: two methods (400 invalid_request)", async () => {
-    const res = await send(svc, form(TOKEN_URL, { ...GRANT, client_id: "my-id", client_secret: "my-secret" }, { authorization: basic("my-id", "my-secret") }));
-    await expectError(res, 400, "invalid_request");
-  });
-
-  test("refuses a body client_id that differs from the Basic one", async () => {
-    const res = await send(svc, form(TOKEN_URL, { ...GRANT, client_id: "noscope" }, { authorization: basic("my-id", "my-secret") }));
-    await expectError(res, 400, "invalid_request");
-  });
-
-  test("asks for credentials with 401 invalid_client and a Basic challenge when there are none", async () => {
-    for (const body of [GRANT, { ...GRANT, client_id: "my-id" }, { ...GRANT, client_secret: "my-secret" }]) {
-      const res = await send(svc, form(TOKEN_URL, body));
-      expect(res.headers.get("www-authenticate")).toBe('Basic realm="otoroshi"');
-      await expectError(res, 401, "invalid_client");
-    }
-  });
-
-  const refusals: [string, string, string][] = [
-    ["an unknown client", "nobody", "whatever"],
-    ["a wrong secret", "my-id", "wrong"],
-    ["a disabled key", "disabled", "s3cret"],
-    ["an expired key", "expired", "s3cret"],
-  ];
-  for (const [what, id, secret] of refusals) {
-    test(`refuses ${what} with 401 invalid_client and one description, challenging only Basic callers`, async () => {
-      const post = await send(svc, form(TOKEN_URL, { ...GRANT, client_id: id, client_secret: secret }));
-      expect(post.headers.get("www-authenticate")).toBeNull();
-      await expectError(post, 401, "invalid_client", "client authentication failed");
-      const viaBasic = await send(svc, form(TOKEN_URL, GRANT, { authorization: basic(id, secret) }));
-      expect(viaBasic.headers.get("www-authenticate")).toBe('Basic realm="otoroshi"');
-      await expectError(viaBasic, 401, "invalid_client", "client authentication failed");
-    });
-  }
-
-  test("refuses malformed Basic credentials with 401 invalid_client", async () => {
-    for (const auth of ["Basic !!!", "Basic " + btoa("no-colon"), "Basic " + btoa(":secret"), "Basic"]) {
-      const res = await send(svc, form(TOKEN_URL, GRANT, { authorization: auth }));
-      await expectError(res, 401, "invalid_client");
-    }
-  });
-
-  test("counts failed secrets of existing clients in the guard and answers 429 once locked out", async () => {
-    const { guard, failures } = recordingGuard(2);
-    const { svc: s } = build({ guard });
-    const wrong = () => send(s, form(TOKEN_URL, { ...GRANT, client_id: "my-id", client_secret: "wrong" }));
-    await expectError(await wrong(), 401, "invalid_client");
-    await send(s, form(TOKEN_URL, { ...GRANT, client_id: "nobody", client_secret: "wrong" }));
-    expect([...failures.keys()]).toEqual(["my-id|192.0.2.10"]);
-    await wrong();
-    const locked = await send(s, form(TOKEN_URL, { ...GRANT, client_id: "my-id", client_secret: "my-secret" }));
-    expect(locked.headers.get("retry-after")).toBe("42");
-    await expectError(locked, 429, "invalid_client", "too many failed attempts, retry later");
-    // Another address is not locked out.
-    expect((await send(s, form(TOKEN_URL, { ...GRANT, client_id: "my-id", client_secret: "my-secret" }), { ip: "192.0.2.99" })).status).toBe(200);
-  });
-});
-
-describe("token endpoint: request errors", () => {
-  test("refuses a missing grant_type with invalid_request", async () => {
-    await expectError(await send(svc, form(TOKEN_URL, { client_id: "my-id", client_secret: "my-secret" })), 400, "invalid_request", "missing grant_type");
-  });
-
-  test("refuses other grant types with unsupported_grant_type", async () => {
-    for (const grant_type of ["password", "authorization_code", "Client_Credentials"]) {
-      const res = await send(svc, form(TOKEN_URL, { grant_type, client_id: "my-id", client_secret: "my-secret" }));
-      await expectError(res, 400, "unsupported_grant_type");
-    }
-  });
-
-  test("refuses a repeated parameter (RFC 6749 §3.1)", async () => {
-    const res = await send(svc, form(TOKEN_URL, "grant_type=client_credentials&client_id=my-id&client_secret=my-secret&client_id=my-id"));
-    await expectError(res, 400, "invalid_request", "parameter 'client_id' is repeated");
-  });
-
-  test("refuses malformed form bodies: bad escapes and invalid UTF-8", async () => {
-    for (const body of ["grant_type=client_credentials&client_id=%zz", "grant_type=client_credentials&client_id=%FF", "grant_type=%"]) {
-      await expectError(await send(svc, form(TOKEN_URL, body)), 400, "invalid_request");
-    }
-    const raw = new Request(TOKEN_URL, { method: "POST", headers: { host: HOST, "content-type": "application/x-www-form-urlencoded" }, body: new Uint8Array([0x61, 0x3d, 0xff]) });
-    await expectError(await send(svc, raw), 400, "invalid_request", "request body is not valid UTF-8");
-  });
-
-  test("refuses malformed JSON, a non-object and non-string members", async () => {
-    const bodies = ["{", "", "[]", '"x"', "null", JSON.stringify({ ...GRANT, client_id: "my-id", client_secret: 42 }), JSON.stringify({ ...GRANT, client_id: ["my-id"], client_secret: "my-secret" })];
-    for (const body of bodies) await expectError(await send(svc, json(TOKEN_URL, body)), 400, "invalid_request");
-  });
-
-  test("treats a null JSON member as absent", async () => {
-    const res = await send(svc, json(TOKEN_URL, { ...GRANT, client_id: "my-id", client_secret: "my-secret", scope: null }));
-    expect(res.status).toBe(200);
-  });
-
-  test("refuses other content types and a missing one with invalid_request", async () => {
-    for (const type of ["text/plain", "multipart/form-data; boundary=x", "application/jsonx", ""]) {
-      const req = new Request(TOKEN_URL, { method: "POST", headers: type ? { host: HOST, "content-type": type } : { host: HOST }, body: "grant_type=client_credentials" });
-      if (!type) req.headers.delete("content-type");
-      await expectError(await send(svc, req), 400, "invalid_request");
-    }
-  });
-
-  test("refuses a body over maxBodySize with 413, by Content-Length or by counting the stream", async () => {
-    const { svc: s } = build({ config: { maxBodySize: 256 } });
-    const big = "grant_type=client_credentials&pad=" + "x".repeat(300);
-    await expectError(await send(s, form(TOKEN_URL, big)), 413, "invalid_request", "request body too large");
-    const chunks = [new TextEncoder().encode("grant_type=client_credentials&pad="), new TextEncoder().encode("y".repeat(300))];
-    const stream = new ReadableStream<Uint8Array>({
-      pull(c) {
-        const next = chunks.shift();
-        if (next) c.enqueue(next);
-        else c.close();
-      },
-    });
-    const req = new Request(TOKEN_URL, { method: "POST", headers: { host: HOST, "content-type": "application/x-www-form-urlencoded" }, body: stream, duplex: "half" } as RequestInit);
-    expect(req.headers.get("content-length")).toBeNull();
-    await expectError(await send(s, req), 413, "invalid_request", "request body too large");
-    // Right at the limit is fine.
-    const exact = "grant_type=client_credentials&client_id=my-id&client_secret=my-secret&pad=";
-    expect((await send(s, form(TOKEN_URL, exact + "z".repeat(256 - exact.length)))).status).toBe(200);
-  });
-
-  test("fails closed with 500 server_error when a key's signing key pair is missing, never an HMAC", async () => {
-    const { svc: s } = build({ clients: [{ clientId: "lost", clientSecret: "s3cret", metadata: { "jwt-sign-keypair": "k-missing" } }] });
-    const res = await send(s, form(TOKEN_URL, { ...GRANT, client_id: "lost", client_secret: "s3cret" }));
-    await expectError(res, 500, "server_error");
-  });
-
-  test("refuses a Host header that cannot make an issuer", async () => {
-    const req = new Request(TOKEN_URL, { method: "POST", headers: { host: "oauth.oto.tools:8080/evil", "content-type": "application/x-www-form-urlencoded" }, body: "grant_type=client_credentials&client_id=my-id&client_secret=my-secret" });
-    const { svc: any } = build({ config: { domain: "*" } });
-    await expectError(await send(any, req), 400, "invalid_request", "invalid Host header");
-  });
-});
