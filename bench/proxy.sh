@@ -6,9 +6,9 @@
 # report on stdout (progress on stderr).
 #
 #   bash bench/proxy.sh                 # ~4 min on 2 vCPU
-#   DURATION=3s ROUNDS=1 DENO=0 bash bench/proxy.sh   # quick look
+#   DURATION=3s ROUNDS=1 WITH_DENO=0 bash bench/proxy.sh   # quick look
 #
-# Env: DURATION (5s), ROUNDS (3), WARMUP (2s per target and body), DENO (1: include Deno),
+# Env: DURATION (5s), ROUNDS (3), WARMUP (2s per target and body), WITH_DENO (1: include Deno),
 #      NGINX_WORKERS (auto), OTOROSHI_BIN (dist/otoroshi-lite), MAX_SECONDS (900), KEEP_TMP.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -16,7 +16,7 @@ source "$(dirname "$0")/lib.sh"
 DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-2s}
-DENO=${DENO:-1}
+WITH_DENO=${WITH_DENO:-1}
 NGINX_WORKERS=${NGINX_WORKERS:-auto}
 
 bench_init "${MAX_SECONDS:-900}"
@@ -124,7 +124,7 @@ wait_http "http://127.0.0.1:$NG/small" 20 || die "nginx did not start: $(cat "$T
 
 # ------------------------------------------------------------------ Deno (open route only)
 DENO_OK=0
-if [ "$DENO" = 1 ] && [ -x "$DENO" ]; then
+if [ "$WITH_DENO" = 1 ] && [ -x "$DENO" ]; then
   log "gateway on Deno on 127.0.0.1:$DN"
   cd "$ROOT"
   start_bg deno "$DENO" run --quiet --allow-net --allow-read --allow-write --allow-env --allow-sys \

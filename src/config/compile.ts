@@ -112,6 +112,7 @@ export function compileSnapshot(parsed: ParsedConfig, file: string, generation: 
       registry,
       signingKeys,
       guard: deps.guard ?? null,
+      scopes: [...new Set(config.apikeys.flatMap((a) => a.metadata.scope?.trim().split(/\s+/) ?? []))].sort(),
     });
     sinks.push(ccs);
     verifyToken = ccs.verifyToken;

@@ -1,8 +1,9 @@
 // Shared quota counters in Redis, over a minimal RESP2 client on node:net / node:tls (no
 // dependency). The check-and-increment of a call's windows is one Lua script, so instances
 // sharing a Redis stay exact: Redis runs a script atomically (EVAL, "Atomicity of scripts").
+import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { connect as netConnect, type Socket } from "node:net";
+import { isIP, connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import type { ConsumeOutcome, CounterStore, WindowSlot } from "./counter-store.ts";
 
@@ -12,17 +13,12 @@ export class RedisError extends Error {
   override name = "RedisError";
 }
 
-export interface RedisTarget {
-  host: string;
-  port: number;
-  db: number;
-  tls: boolean;
-  username?: string;
-  password?: string;
-}
+export type RedisTarget = { host: string; port: number; db: number; tls: boolean; username?: string; password?: string };
 
 /** redis://[user[:password]@]host[:port][/db] (rediss:// for TLS). */
 export function parseRedisUrl(url: string): RedisTarget {
+  // The URL may hold a password: an error never echoes it.
+  if (!URL.canParse(url)) throw new Error("server.store: not a valid Redis URL");
   const u = new URL(url);
   const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
   if (!Number.isInteger(db) || db < 0) throw new Error(`invalid Redis database "${u.pathname.slice(1)}"`);
@@ -45,12 +41,9 @@ export function parseReply(b: Buffer, i: number): [Reply, number] | undefined {
   if (eol < 0) return undefined;
   const line = b.toString("utf8", i + 1, eol);
   switch (b[i]) {
-    case 0x2b: // + simple string
-      return [line, eol + 2];
-    case 0x2d: // - error
-      return [new RedisError(line), eol + 2];
-    case 0x3a: // : integer
-      return [Number(line), eol + 2];
+    case 0x2b: return [line, eol + 2]; // + simple string
+    case 0x2d: return [new RedisError(line), eol + 2]; // - error
+    case 0x3a: return [Number(line), eol + 2]; // : integer
     case 0x24: { // $ bulk string
       const n = Number(line);
       if (n < 0) return [null, eol + 2];
@@ -70,16 +63,11 @@ export function parseReply(b: Buffer, i: number): [Reply, number] | undefined {
       }
       return [items, p];
     }
-    default:
-      throw new Error(`RESP protocol error: unexpected byte 0x${(b[i] ?? 0).toString(16)}`);
+    default: throw new Error(`RESP protocol error: unexpected byte 0x${(b[i] ?? 0).toString(16)}`);
   }
 }
 
-interface Pending {
-  resolve(r: Reply): void;
-  reject(e: Error): void;
-  timer: ReturnType<typeof setTimeout>;
-}
+type Pending = { resolve(r: Reply): void; reject(e: Error): void; timer: ReturnType<typeof setTimeout> };
 
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 5_000;
@@ -124,7 +112,8 @@ export class RedisClient {
     const wait = this.retryAt - Date.now();
     if (wait > 0) return Promise.reject(new Error(`${this.lastError ?? "unavailable"} (next attempt in ${wait} ms)`));
     const { host, port, tls } = this.target;
-    const sock = tls ? tlsConnect({ host, port, servername: host }) : netConnect({ host, port });
+    // RFC 6066 §3: SNI carries host names only, never an address.
+    const sock = tls ? tlsConnect({ host, port, servername: isIP(host) ? undefined : host }) : netConnect({ host, port });
     this.socket = sock;
     const opened = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => this.fail(new Error(`connect to ${host}:${port} timed out after ${this.timeoutMs} ms`)), this.timeoutMs);

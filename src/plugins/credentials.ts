@@ -11,15 +11,15 @@ export function authParam(value: string | null, scheme: "basic" | "bearer"): str
 }
 
 const B64 = /^[A-Za-z0-9+/_-]+={0,2}$/;
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
 /** Decodes standard and URL-safe base64 (RFC 7617 §2 uses the standard alphabet; Otoroshi used URL-safe). */
 export function decodeBase64Text(b64: string): string | null {
   if (!B64.test(b64) || b64.length > 8192) return null;
   const std = b64.replace(/-/g, "+").replace(/_/g, "/");
   const bytes = Buffer.from(std, "base64");
-  const text = new TextDecoder("utf-8", { fatal: true });
   try {
-    return text.decode(bytes);
+    return UTF8.decode(bytes);
   } catch {
     return null;
   }

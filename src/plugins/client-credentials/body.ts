@@ -32,14 +32,14 @@ function mediaType(header: string | null): string {
 
 const tooLarge = () => new OAuthError(413, "invalid_request", "request body too large");
 
-/** Reads at most max bytes: without Content-Length (chunked) the stream itself is counted. */
+/** Reads at most max bytes; without a Content-Length (chunked) the stream itself is counted. */
 async function readCapped(req: Request, max: number): Promise<Uint8Array> {
-  const declared = req.headers.get("content-length");
   if (req.body === null) return new Uint8Array(0);
+  const declared = req.headers.get("content-length");
   if (declared !== null && /^\d+$/.test(declared)) {
     if (Number(declared) > max) throw tooLarge();
-    // RFC 9112 §6.3: the declared length frames the body, so the listener delivers no more;
-    // reading it whole is then bounded, and the result is checked all the same.
+    // RFC 9112 §6.3: Content-Length frames the body, so the listener delivers no more than
+    // declared; reading it whole is bounded (and measurably cheaper than a reader loop).
     const whole = await req.arrayBuffer().catch(() => null);
     if (whole === null) throw badRequest("could not read the request body");
     if (whole.byteLength > max) throw tooLarge();

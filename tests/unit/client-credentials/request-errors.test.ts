@@ -71,9 +71,17 @@ describe("token endpoint: request errors", () => {
     const req = new Request(TOKEN_URL, { method: "POST", headers: { host: HOST, "content-type": "application/x-www-form-urlencoded" }, body: stream, duplex: "half" } as RequestInit);
     expect(req.headers.get("content-length")).toBeNull();
     await expectError(await send(s, req), 413, "invalid_request", "request body too large");
-    // Right at the limit is fine.
+    // Right at the limit is fine, with or without Content-Length.
     const exact = "grant_type=client_credentials&client_id=my-id&client_secret=my-secret&pad=";
-    expect((await send(s, form(TOKEN_URL, exact + "z".repeat(256 - exact.length)))).status).toBe(200);
+    const atLimit = exact + "z".repeat(256 - exact.length);
+    expect((await send(s, form(TOKEN_URL, atLimit))).status).toBe(200);
+    expect((await send(s, form(TOKEN_URL, atLimit, { "content-length": "256" }))).status).toBe(200);
+  });
+
+  test("does not trust a Content-Length smaller than the body", async () => {
+    const { svc: s } = build({ config: { maxBodySize: 256 } });
+    const lying = form(TOKEN_URL, "grant_type=client_credentials&pad=" + "x".repeat(300), { "content-length": "10" });
+    await expectError(await send(s, lying), 413, "invalid_request", "request body too large");
   });
 
   test("fails closed with 500 server_error when a key's signing key pair is missing, never an HMAC", async () => {

@@ -84,6 +84,7 @@ describe("RESP", () => {
     expect(parseRedisUrl("rediss://u:p%40ss@[::1]")).toEqual({ host: "::1", port: 6379, db: 0, tls: true, username: "u", password: "p@ss" });
     expect(parseRedisUrl("redis://:pw@h").password).toBe("pw");
     expect(() => parseRedisUrl("redis://h/x")).toThrow("database");
+    expect(() => parseRedisUrl("redis://:pw@[bad")).toThrow(/^server\.store: not a valid Redis URL$/);
   });
 });
 
@@ -148,6 +149,7 @@ describe.skipIf(!hasRedis)("quota enforcer (Redis)", () => {
 
   test("selects the database and authenticates from the URL", async () => {
     const secured = await startRedis(undefined, ["--requirepass", "s3cret"]);
+    setLogSink(() => {}); // the expected quota.store_unavailable line
     try {
       const good = enforcer(`redis://:s3cret@127.0.0.1:${secured.port}/3`, "closed");
       expect(headers(await good.consume("x", key({ dailyQuota: 5 }, "x"), T))["otoroshi-daily-calls-remaining"]).toBe("4");
@@ -155,6 +157,7 @@ describe.skipIf(!hasRedis)("quota enforcer (Redis)", () => {
       await expect(Promise.resolve().then(() => bad.consume("x", key({ dailyQuota: 5 }, "x"), T))).rejects.toMatchObject({ status: 503 });
       expect(bad.status().lastError).toMatch(/WRONGPASS|invalid password/);
     } finally {
+      setLogSink((l) => process.stderr.write(l + "\n"));
       await secured.stop();
     }
   });

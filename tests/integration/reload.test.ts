@@ -1,0 +1,369 @@
+// The reload pipeline in process: Reloader + ConfigStore + the status endpoint, with an injected
+// upstream (the answer names the target it was sent to) and an injected clock.
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadSnapshot, type LoadOptions } from "../../src/config/load.ts";
+import { ConfigStore } from "../../src/config/store.ts";
+import { generateKeyPairPem } from "../../src/keys/generate.ts";
+import { setLogLevel, setLogSink, type Level } from "../../src/log.ts";
+import type { UpstreamFetch } from "../../src/runtime/types.ts";
+import { basic, buildGateway, type TestGateway } from "../helpers/gateway.ts";
+
+const NOW = Date.parse("2026-06-01T00:00:00Z");
+
+/** The injected backend: answers with the host it was called on, so a test sees which target won. */
+const upstream = (): UpstreamFetch => async (url) => Response.json({ url, target: new URL(url).hostname });
+const opts = { now: NOW, upstreamFetch: upstream };
+
+/** A route "main" on app.test sending to `target`; more YAML may follow at the top level. */
+const cfg = (target: string, more = "") => `routes:
+  - id: main
+    frontend: { domains: [app.test] }
+    backend: { targets: [{ hostname: ${target}, port: 80 }] }
+${more}`;
+
+const logs: Record<string, unknown>[] = [];
+const gateways: TestGateway[] = [];
+
+beforeAll(() => {
+  setLogLevel("debug");
+  setLogSink((line) => logs.push(JSON.parse(line) as Record<string, unknown>));
+});
+afterAll(() => {
+  setLogSink((line) => process.stderr.write(line + "\n"));
+  setLogLevel((process.env.OTOROSHI_LOG_LEVEL as Level | undefined) ?? "info");
+});
+afterEach(() => {
+  for (const g of gateways.splice(0)) g.close();
+  logs.length = 0;
+});
+
+function gateway(yaml: string, extra: Parameters<typeof buildGateway>[1] = {}): TestGateway {
+  const g = buildGateway(yaml, { ...opts, ...extra });
+  gateways.push(g);
+  return g;
+}
+
+async function targetOf(g: TestGateway, host = "app.test", init: RequestInit = {}): Promise<string | number> {
+  const res = await g.call(`http://${host}/x`, init);
+  if (res.status !== 200) return res.status;
+  return ((await res.json()) as { target: string }).target;
+}
+
+async function status(g: TestGateway, remoteAddress = "127.0.0.1") {
+  const res = await g.call("http://anything/.well-known/otoroshi/status", {}, { remoteAddress });
+  return { code: res.status, body: res.status === 200 ? ((await res.json()) as { generation: number; sha256: string; loadedAt: string; lastError: { at: string; problems: { line: number; column: number; path: string; message: string }[] } | null }) : null };
+}
+
+const events = (name: string) => logs.filter((l) => l.event === name);
+const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
+
+describe("reload: what is applied", () => {
+  test("a changed file is applied, bumps the generation and the status digest is the file's sha256", async () => {
+    const g = gateway(cfg("a.backend"));
+    expect(await targetOf(g)).toBe("a.backend");
+    expect(await g.rewrite(cfg("b.backend"))).toBe("applied");
+    expect(await targetOf(g)).toBe("b.backend");
+    const s = (await status(g)).body!;
+    expect(s.generation).toBe(2);
+    expect(s.sha256).toBe(sha256(g.file));
+    expect(s.loadedAt).toBe(new Date(NOW).toISOString());
+    expect(s.lastError).toBeNull();
+    const [ev] = events("config.reloaded");
+    expect(ev).toMatchObject({ generation: 2, trigger: "test", routes: 1, apikeys: 0, keypairs: 0, sha256: s.sha256 });
+    expect(typeof ev.durationMs).toBe("number");
+  });
+
+  test("an unchanged file is skipped: same generation, no config.reloaded event", async () => {
+    const g = gateway(cfg("a.backend"));
+    expect(await g.reloader.reload("watch:otoroshi.yaml")).toBe("unchanged");
+    expect(await g.rewrite(cfg("a.backend"))).toBe("unchanged");
+    expect(g.store.current().generation).toBe(1);
+    expect(events("config.reloaded")).toHaveLength(0);
+  });
+
+  test("a forced reload (SIGHUP) applies even when nothing changed", async () => {
+    const g = gateway(cfg("a.backend"));
+    expect(await g.reloader.reload("SIGHUP", true)).toBe("applied");
+    expect(await g.reloader.reload("SIGHUP", true)).toBe("applied");
+    expect(g.store.current().generation).toBe(3);
+    expect(events("config.reloaded").map((e) => e.trigger)).toEqual(["SIGHUP", "SIGHUP"]);
+  });
+
+  test("a comment-only edit is applied so the status digest always matches the file", async () => {
+    const g = gateway(cfg("a.backend"));
+    expect(await g.rewrite(`# reviewed\n${cfg("a.backend")}`)).toBe("applied");
+    expect((await status(g)).body!.sha256).toBe(sha256(g.file));
+  });
+
+  test("a referenced file that changed is applied even when the trigger names the main file", async () => {
+    // A Kubernetes ConfigMap swap changes the config's inode and the secret's content at once;
+    // the watcher then reports the main file. The main file's bytes did not change.
+    const yaml = cfg("a.backend", "apikeys:\n  - clientId: app\n    clientSecret: ${file:secret.txt}\n").replace(
+      "backend: { targets",
+      "plugins: [{ plugin: Apikeys }]\n    backend: { targets",
+    );
+    const g = gateway(yaml, { files: { "secret.txt": "old-secret\n" } });
+    expect(await targetOf(g, "app.test", { headers: { authorization: basic("app", "old-secret") } })).toBe("a.backend");
+    writeFileSync(join(g.dir, "secret.txt"), "new-secret\n");
+    expect(await g.reloader.reload("watch:otoroshi.yaml")).toBe("applied");
+    expect(await targetOf(g, "app.test", { headers: { authorization: basic("app", "old-secret") } })).toBe(401);
+    expect(await targetOf(g, "app.test", { headers: { authorization: basic("app", "new-secret") } })).toBe("a.backend");
+    // And the same content again is a no-op.
+    expect(await g.reloader.reload("watch:secret.txt")).toBe("unchanged");
+  });
+});
+
+describe("reload: bad edits", () => {
+  test("a rejected edit keeps serving, logs one config.rejected per problem and shows lastError", async () => {
+    const g = gateway(cfg("a.backend"));
+    g.clock.now = NOW + 5000;
+    const bad = cfg("b.backend", "apikeys:\n  - clientId: app\n    clientSecret: s\n    authorizedEntities: [route_nope]\n    color: blue\n");
+    expect(await g.rewrite(bad)).toBe("rejected");
+    expect(await targetOf(g)).toBe("a.backend");
+    const s = (await status(g)).body!;
+    expect(s.generation).toBe(1);
+    expect(s.sha256).not.toBe(sha256(g.file));
+    expect(s.lastError).toEqual({
+      at: new Date(NOW + 5000).toISOString(),
+      problems: [{ line: 9, column: 5, path: "apikeys[0].color", message: expect.stringContaining('unknown key "color"') }],
+    });
+  });
+
+  test("every problem of a rejected edit is reported with file:line:col", async () => {
+    const g = gateway(cfg("a.backend"));
+    const bad = `routes:
+  - id: main
+    frontend: { domains: [app.test] }
+    backend: { targets: [{ hostname: a.backend, port: 80 }] }
+    timeout: 5
+apikeys:
+  - clientId: app
+    clientSecret: s
+    authorizedEntities: [route_main, 42x]
+`;
+    expect(await g.rewrite(bad)).toBe("rejected");
+    const rejected = events("config.rejected");
+    expect(rejected.map((e) => e.location)).toEqual([
+      `${g.file}:5:5 routes[0].timeout: unknown key "timeout" (allowed: id, name, enabled, groups, frontend, backend, plugins)`,
+      expect.stringMatching(new RegExp(`^${g.file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:9:38 apikeys\\[0\\]\\.authorizedEntities\\[1\\]: `)),
+    ]);
+    expect(rejected.every((e) => e.level === "error" && e.generation === 1)).toBe(true);
+    const s = (await status(g)).body!;
+    expect(s.lastError!.problems.map((p) => [p.line, p.column, p.path])).toEqual([
+      [5, 5, "routes[0].timeout"],
+      [9, 38, "apikeys[0].authorizedEntities[1]"],
+    ]);
+  });
+
+  test("the next good save after a rejected one is applied and clears lastError", async () => {
+    const g = gateway(cfg("a.backend"));
+    expect(await g.rewrite("routes: [")).toBe("rejected");
+    expect((await status(g)).body!.lastError!.problems[0]).toMatchObject({ line: 1 });
+    expect(await g.rewrite(cfg("b.backend"))).toBe("applied");
+    const s = (await status(g)).body!;
+    expect(s.lastError).toBeNull();
+    expect(s.generation).toBe(2);
+    expect(await targetOf(g)).toBe("b.backend");
+  });
+
+  test("reverting a rejected edit to the running content clears lastError without a new generation", async () => {
+    const g = gateway(cfg("a.backend"));
+    expect(await g.rewrite("")).toBe("rejected");
+    expect((await status(g)).body!.lastError).not.toBeNull();
+    expect(await g.rewrite(cfg("a.backend"))).toBe("unchanged");
+    const s = (await status(g)).body!;
+    expect(s.lastError).toBeNull();
+    expect(s.generation).toBe(1);
+  });
+});
+
+describe("reload: ordering", () => {
+  const dirs: string[] = [];
+  afterAll(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+  const snapshotOf = (yaml: string, generation: number) => {
+    const dir = mkdtempSync(join(tmpdir(), "oto-order-"));
+    dirs.push(dir);
+    const file = join(dir, "otoroshi.yaml");
+    writeFileSync(file, yaml);
+    const lo: LoadOptions = { env: {}, clock: () => NOW, upstreamFetch: upstream };
+    return loadSnapshot(file, generation, lo).snapshot;
+  };
+  const problem = [{ file: "f", line: 3, column: 4, path: "routes", message: "bad" }];
+
+  test("a slower, older reload never overwrites the snapshot of a newer one", () => {
+    const store = new ConfigStore(snapshotOf(cfg("v0"), 1));
+    const older = snapshotOf(cfg("v1"), 2);
+    const newer = snapshotOf(cfg("v2"), 3);
+    // Reload 2 started after reload 1 but finished first.
+    expect(store.swap(newer, 2)).toBe(true);
+    expect(store.swap(older, 1)).toBe(false);
+    expect(store.current()).toBe(newer);
+  });
+
+  test("an older rejection arriving after a newer apply does not set lastError", () => {
+    const store = new ConfigStore(snapshotOf(cfg("v0"), 1));
+    expect(store.swap(snapshotOf(cfg("v2"), 2), 2)).toBe(true);
+    store.reject(problem, 1, new Date(NOW).toISOString());
+    expect(store.lastError).toBeNull();
+  });
+
+  test("an older valid reload still applies after a newer one was rejected, and the newer error stays", () => {
+    // Saved in order: v1 (valid), then v2 (broken). Run one after the other, v1 serves and v2 is
+    // the last error; overlapping must not end differently.
+    const store = new ConfigStore(snapshotOf(cfg("v0"), 1));
+    store.reject(problem, 2, new Date(NOW).toISOString());
+    const v1 = snapshotOf(cfg("v1"), 2);
+    expect(store.swap(v1, 1)).toBe(true);
+    expect(store.current()).toBe(v1);
+    expect(store.lastError?.problems).toEqual([{ line: 3, column: 4, path: "routes", message: "bad" }]);
+    // A newer apply clears it.
+    expect(store.swap(snapshotOf(cfg("v3"), 3), 3)).toBe(true);
+    expect(store.lastError).toBeNull();
+  });
+
+  test("overlapping reloads of two valid saves end on the newest file", async () => {
+    const g = gateway(cfg("v0"));
+    writeFileSync(g.file, cfg("v1"));
+    const first = g.reloader.reload("watch:otoroshi.yaml");
+    writeFileSync(g.file, cfg("v2"));
+    const second = g.reloader.reload("watch:otoroshi.yaml");
+    const outcomes = await Promise.all([first, second]);
+    expect(outcomes[1]).toBe("applied");
+    expect(await targetOf(g)).toBe("v2");
+    // Generations only grow, one per applied snapshot.
+    expect(g.store.current().generation).toBe(1 + outcomes.filter((o) => o === "applied").length);
+  });
+
+  test("overlapping reloads of a valid then a broken save serve the valid one and report the broken one", async () => {
+    const g = gateway(cfg("v0"));
+    writeFileSync(g.file, cfg("v1"));
+    const first = g.reloader.reload("watch:otoroshi.yaml");
+    writeFileSync(g.file, cfg("v2", "bogus: 1\n"));
+    const second = g.reloader.reload("watch:otoroshi.yaml");
+    expect(await Promise.all([first, second])).toEqual(["applied", "rejected"]);
+    expect(await targetOf(g)).toBe("v1");
+    expect((await status(g)).body!.lastError!.problems[0]).toMatchObject({ line: 5, column: 1, path: "bogus" });
+  });
+
+  test("an older reload does not overwrite a newer save that reverted to the running config", async () => {
+    const g = gateway(cfg("v0"));
+    writeFileSync(g.file, cfg("v1"));
+    const first = g.reloader.reload("watch:otoroshi.yaml");
+    writeFileSync(g.file, cfg("v0"));
+    const second = g.reloader.reload("watch:otoroshi.yaml");
+    await Promise.all([first, second]);
+    expect(await targetOf(g)).toBe("v0");
+    expect(g.store.current().sha256).toBe(sha256(g.file));
+  });
+});
+
+describe("reload: static server settings", () => {
+  test("a server change is reported as restart required and not applied; the rest of the edit is", async () => {
+    const g = gateway(cfg("a.backend"));
+    const next = `server:\n  port: 9999\n  idleTimeout: 7\n${cfg("b.backend")}  - id: extra\n    frontend: { domains: [extra.test] }\n    backend: { targets: [{ hostname: c.backend }] }\n`;
+    expect(await g.rewrite(next)).toBe("applied");
+    const [rr] = events("config.restart_required");
+    expect(rr).toMatchObject({ level: "warn", changed: ["server.port", "server.idleTimeout"] });
+    const server = g.store.current().config.server;
+    expect(server.port).toBe(8080);
+    expect(server.idleTimeout).toBe(30);
+    expect(await targetOf(g)).toBe("b.backend");
+    expect(await targetOf(g, "extra.test")).toBe("c.backend");
+    expect(g.store.current().generation).toBe(2);
+  });
+
+  test("a rejected edit with a server change does not report restart required", async () => {
+    const g = gateway(cfg("a.backend"));
+    // Rejected while compiling (key import), after the server section was read.
+    expect(await g.rewrite(`server:\n  port: 9999\n${cfg("b.backend")}keypairs:\n  - id: k1\n    privateKey: not a key\n`)).toBe("rejected");
+    expect(events("config.rejected")[0]).toMatchObject({ line: 9, column: 17, path: "keypairs[0].privateKey" });
+    expect(events("config.restart_required")).toHaveLength(0);
+  });
+});
+
+describe("reload: live changes", () => {
+  const ec = generateKeyPairPem("ES256").privateKeyPem;
+  const ec2 = generateKeyPairPem("ES256").privateKeyPem;
+  const pem = (p: string) => p.trimEnd().split("\n").map((l) => `      ${l}`).join("\n");
+  const keyed = (o: { keys: string; kp: string; pairs: [string, string][] }) => `plugins:
+  - plugin: ClientCredentialService
+    config: { domain: oauth.test, secure: false, defaultKeyPair: ${o.kp} }
+routes:
+  - id: main
+    frontend: { domains: [app.test] }
+    backend: { targets: [{ hostname: a.backend }] }
+    plugins: [{ plugin: Apikeys }]
+apikeys:
+${o.keys}
+keypairs:
+${o.pairs.map(([id, p]) => `  - id: ${id}\n    privateKey: |\n${pem(p)}`).join("\n")}
+`;
+  const app = "  - clientId: app\n    clientSecret: s1\n";
+  const other = (enabled: boolean) => `  - clientId: other\n    clientSecret: s2\n    enabled: ${enabled}\n`;
+
+  async function token(g: TestGateway, id: string, secret: string): Promise<string> {
+    const res = await g.call("http://oauth.test/.well-known/otoroshi/oauth/token", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ grant_type: "client_credentials", client_id: id, client_secret: secret }),
+    });
+    expect(res.status).toBe(200);
+    return ((await res.json()) as { access_token: string }).access_token;
+  }
+  const kids = async (g: TestGateway) => ((await (await g.call("http://oauth.test/.well-known/otoroshi/oauth/jwks.json")).json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid).sort();
+  const as = (h: string) => ({ headers: { authorization: h } });
+
+  test("a removed or disabled API key, and the tokens of a removed one, are refused by the next request", async () => {
+    const g = gateway(keyed({ keys: app + other(true), kp: "k1", pairs: [["k1", ec]] }));
+    const jwt = await token(g, "app", "s1");
+    expect(await targetOf(g, "app.test", as(basic("app", "s1")))).toBe("a.backend");
+    expect(await targetOf(g, "app.test", as(basic("other", "s2")))).toBe("a.backend");
+    expect(await targetOf(g, "app.test", as(`Bearer ${jwt}`))).toBe("a.backend");
+    expect(await g.rewrite(keyed({ keys: other(false), kp: "k1", pairs: [["k1", ec]] }))).toBe("applied");
+    expect(await targetOf(g, "app.test", as(basic("app", "s1")))).toBe(401);
+    expect(await targetOf(g, "app.test", as(basic("other", "s2")))).toBe(401);
+    expect(await targetOf(g, "app.test", as(`Bearer ${jwt}`))).toBe(401);
+  });
+
+  test("a new key pair appears in the JWKS and a removed one no longer verifies", async () => {
+    const g = gateway(keyed({ keys: app, kp: "k1", pairs: [["k1", ec]] }));
+    const old = await token(g, "app", "s1");
+    expect(await kids(g)).toEqual(["k1"]);
+    expect(await g.rewrite(keyed({ keys: app, kp: "k2", pairs: [["k2", ec2]] }))).toBe("applied");
+    expect(await kids(g)).toEqual(["k2"]);
+    expect(await targetOf(g, "app.test", as(`Bearer ${old}`))).toBe(401);
+    expect(await targetOf(g, "app.test", as(`Bearer ${await token(g, "app", "s1")}`))).toBe("a.backend");
+    expect(events("config.reloaded")[0]).toMatchObject({ apikeys: 1, keypairs: 1 });
+  });
+
+  test("a new route appears and a removed one is gone", async () => {
+    const g = gateway(cfg("a.backend"));
+    expect(await targetOf(g, "new.test")).toBe(404);
+    await g.rewrite(cfg("a.backend").replace("app.test", "new.test"));
+    expect(await targetOf(g, "new.test")).toBe("a.backend");
+    expect(await targetOf(g, "app.test")).toBe(404);
+  });
+});
+
+describe("status endpoint access", () => {
+  const yaml = `server:\n  trustedProxies: [10.9.0.0/16, "fd00::/8"]\n${cfg("a.backend")}`;
+
+  test("answers loopback peers and trusted proxies, and is a 404 to anyone else", async () => {
+    const g = gateway(yaml);
+    expect((await status(g, "127.0.0.1")).code).toBe(200);
+    expect((await status(g, "::1")).code).toBe(200);
+    expect((await status(g, "10.9.1.1")).code).toBe(200);
+    expect((await status(g, "fd00::1")).code).toBe(200);
+    for (const peer of ["10.1.2.3", "192.168.1.10", "2001:db8::1"]) {
+      const res = await g.call("http://anything/.well-known/otoroshi/status", {}, { remoteAddress: peer });
+      expect(res.status).toBe(404);
+      expect(await res.json()).toEqual({ "Otoroshi-Error": "No route found" });
+    }
+  });
+});
