@@ -28,8 +28,8 @@ NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
 T=$BENCH_TMP
 
 PORTS=()
-port() { local p; p=$(free_port); while [[ " ${PORTS[*]} " == *" $p "* ]]; do p=$(free_port); done; PORTS+=("$p"); echo "$p"; }
-BE=$(port); NG=$(port); GW=$(port); DN=$(port); RP=$(port)
+pick_port() { local p; while :; do p=$(free_port); [[ " ${PORTS[*]} " == *" $p "* ]] || break; done; PORTS+=("$p"); printf -v "$1" '%s' "$p"; }
+pick_port BE; pick_port NG; pick_port GW; pick_port DN; pick_port RP
 
 # ------------------------------------------------------------------ backend
 log "backend on 127.0.0.1:$BE"

@@ -41,7 +41,7 @@ export interface CounterStore {
 }
 
 /** Check every limit, then increment every window; synchronous, so exact under concurrency. */
-export function checkAndIncrement(read: (slot: WindowSlot) => number, write: (slot: WindowSlot, n: number) => void, slots: readonly WindowSlot[]): ConsumeOutcome {
+function checkAndIncrement(read: (slot: WindowSlot) => number, write: (slot: WindowSlot, n: number) => void, slots: readonly WindowSlot[]): ConsumeOutcome {
   const counts = slots.map(read);
   const refused = slots.some((s, i) => s.limit !== undefined && counts[i]! + 1 > s.limit);
   if (refused) return { allowed: false, counts };

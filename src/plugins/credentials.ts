@@ -76,10 +76,11 @@ export function parseOtoBearer(value: string): { clientId: string; mac: string }
   return { clientId: rest.slice(0, i), mac: rest.slice(i + 1) };
 }
 
-/** A compact JWS looks like three base64url parts. */
+/** A compact JWS looks like three dot-separated parts; an empty signature (alg "none") still
+ * counts, so such a token is refused as a bad credential rather than ignored. */
 export function looksLikeJwt(v: string): boolean {
   const a = v.indexOf(".");
   if (a <= 0) return false;
   const b = v.indexOf(".", a + 1);
-  return b > a + 1 && b < v.length - 1 && v.indexOf(".", b + 1) < 0;
+  return b > a + 1 && v.indexOf(".", b + 1) < 0;
 }

@@ -102,6 +102,10 @@ export function extractCredential(ctx: RequestContext, ex: Ex): Credential | nul
     const b = x ? parseOtoBearer(x.trim()) : null;
     if (b) return { kind: "otoBearer", clientId: b.clientId, bearer: x!.trim(), source: { kind: "header", name: "x-api-key" } };
   }
+  // A bearer nobody understood is a failed credential, not a missing one.
+  if ((ex.jwt.enabled || ex.otoBearer.enabled) && authParam(ctx.req.headers.get("authorization"), "bearer") !== null) {
+    return { kind: "malformed", source: { kind: "header", name: "authorization" } };
+  }
   return null;
 }
 
