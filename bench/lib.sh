@@ -62,11 +62,12 @@ start_bg() {
   BENCH_PIDS+=("$LAST_PID")
 }
 
-# A port nobody listens on (random in 20000-45000, checked by connecting to it).
+# A port nobody listens on: random in 20000-31999, below the kernel's ephemeral range (32768+)
+# so that no outgoing connection holds it, and checked by connecting to it.
 free_port() {
   local p i
   for i in $(seq 1 100); do
-    p=$((20000 + RANDOM % 25000))
+    p=$((20000 + RANDOM % 12000))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
   done
   die "no free port found"

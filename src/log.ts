@@ -19,6 +19,9 @@ export function setLogSink(s: Sink): void {
 export function setLogLevel(l: Level): void {
   minLevel = l;
 }
+export function getLogLevel(): Level {
+  return minLevel;
+}
 
 function redact(value: unknown, depth = 0): unknown {
   if (depth > 6 || value === null || typeof value !== "object") return value;

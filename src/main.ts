@@ -3,13 +3,18 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { HELP, parseArgs, UsageError, VERSION, type CliOptions } from "./cli.ts";
-import { loadSnapshot, type LoadOptions } from "./config/load.ts";
+import { resolveStateDir } from "./config/compile.ts";
+import { compileParsed, loadSnapshot, parseFile, readConfigBytes, type LoadOptions } from "./config/load.ts";
 import { configDigest, Reloader } from "./config/reload.ts";
 import { ConfigStore } from "./config/store.ts";
 import { watchConfig } from "./config/watch.ts";
-import { ConfigError, formatProblem } from "./errors.ts";
+import type { ParsedConfig } from "./config/parse.ts";
+import { ConfigError, formatProblem, type ConfigProblem } from "./errors.ts";
+import { toEpochMs } from "./plugins/apikeys/registry.ts";
 import { createGateway } from "./gateway.ts";
 import { keygenYaml, type GenAlg } from "./keys/generate.ts";
+import { createFailureGuard } from "./limits/failures.ts";
+import { createQuotaEnforcer, type QuotaEnforcerHandle } from "./limits/quotas.ts";
 import { log } from "./log.ts";
 import { hashSecret } from "./plugins/secrets.ts";
 import type { Runtime, ServerHandle, TlsCert } from "./runtime/types.ts";
@@ -25,11 +30,31 @@ function baseLoadOptions(runtime: Runtime, dryRun = false): LoadOptions {
   return { env: process.env, clock: () => Date.now(), upstreamFetch: (tls) => runtime.upstreamFetch(tls), dryRun };
 }
 
+const WEEK = 7 * 24 * 3600 * 1000;
+
+/** `check` warns about secrets and keys that stop working within 7 days. */
+function expiringSecrets(parsed: ParsedConfig, file: string, now: number): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const soon = (v: number | string | null | undefined) => {
+    const t = toEpochMs(v);
+    return t !== null && t > now && t - now <= WEEK ? t : null;
+  };
+  parsed.config.apikeys.forEach((k, i) => {
+    const t = soon(k.validUntil);
+    if (t !== null) out.push({ file, ...parsed.locate(["apikeys", i, "validUntil"]), path: `apikeys[${i}].validUntil`, message: `API key "${k.clientId}" expires on ${new Date(t).toISOString()}`, severity: "warning" });
+    k.previousSecrets.forEach((p, j) => {
+      const u = soon(p.validUntil);
+      if (u !== null) out.push({ file, ...parsed.locate(["apikeys", i, "previousSecrets", j, "validUntil"]), path: `apikeys[${i}].previousSecrets[${j}].validUntil`, message: `a previous secret of "${k.clientId}" stops working on ${new Date(u).toISOString()}`, severity: "warning" });
+    });
+  });
+  return out;
+}
+
 function check(runtime: Runtime, opts: CliOptions): number {
   const file = configPath(opts);
   try {
     const { parsed } = loadSnapshot(file, 1, baseLoadOptions(runtime, true));
-    for (const w of parsed.warnings) err(`warning: ${formatProblem(w)}`);
+    for (const w of [...parsed.warnings, ...expiringSecrets(parsed, file, Date.now())]) err(`warning: ${formatProblem(w)}`);
     out(`${file}: OK (${parsed.config.routes.length} routes, ${parsed.config.apikeys.length} API keys, ${parsed.config.keypairs.length} key pairs)`);
     return 0;
   } catch (e) {
@@ -44,8 +69,19 @@ async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
   const file = configPath(opts);
   const loadOpts = baseLoadOptions(runtime);
   let loaded;
+  let quotas: QuotaEnforcerHandle;
   try {
-    loaded = loadSnapshot(file, 1, loadOpts);
+    const parsed = parseFile(file, readConfigBytes(file), loadOpts.env);
+    const s = parsed.config.server;
+    // Counters and the failed-secret limiter live for the whole process: a reload keeps them.
+    try {
+      quotas = createQuotaEnforcer({ stateDir: resolveStateDir(parsed.config, file), store: s.store, storeUnavailable: s.storeUnavailable, flushIntervalMs: s.countersFlushInterval });
+    } catch (e) {
+      throw new ConfigError([{ file, ...parsed.locate(["server", "store"]), path: "server.store", message: (e as Error).message }]);
+    }
+    loadOpts.quotas = quotas;
+    loadOpts.guard = createFailureGuard({ maxFailures: s.failedAuth.maxFailures, windowSeconds: s.failedAuth.windowSeconds });
+    loaded = { snapshot: compileParsed(parsed, file, 1, loadOpts), parsed };
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     for (const p of e.problems) err(formatProblem(p));
@@ -56,7 +92,7 @@ async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
   for (const w of parsed.warnings) log("warn", "config.warning", { location: formatProblem(w) });
   const store = new ConfigStore(snapshot);
   const server = snapshot.config.server;
-  const handler = createGateway(store, () => ({ runtime: runtime.name, version: VERSION }));
+  const handler = createGateway(store, () => ({ runtime: runtime.name, version: VERSION, quotas: quotas.status() }));
   const listeners: ServerHandle[] = [];
   const http = await runtime.serve({ hostname: server.host, port: opts.port ?? server.port, handler, idleTimeoutSeconds: server.idleTimeout, maxRequestBodySize: server.maxRequestBodySize });
   listeners.push(http);
@@ -91,6 +127,7 @@ async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
     runtime.onSignal("SIGTERM", () => stop("SIGTERM"));
     runtime.onSignal("SIGINT", () => stop("SIGINT"));
   });
+  await quotas.close();
   log("info", "server.stopped", {});
   return 0;
 }

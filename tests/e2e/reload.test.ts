@@ -30,6 +30,9 @@ afterEach(async () => {
 async function start(yaml: string, opts: Parameters<typeof startGateway>[1] = {}): Promise<GatewayProcess> {
   const gw = await startGateway(yaml, opts);
   gateways.push(gw);
+  // server.listening is logged just before the watcher is armed, in the same synchronous run;
+  // a request answered proves the run finished, so a change made after this is watched.
+  await status(gw);
   return gw;
 }
 

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ApiKey } from "../../../src/config/schema.ts";
 import { errorResponse, GatewayError } from "../../../src/errors.ts";
-import { setLogSink } from "../../../src/log.ts";
+import { getLogLevel, setLogLevel, setLogSink } from "../../../src/log.ts";
 import { ApiKeyRegistry, type ApiKeyRecord } from "../../../src/plugins/apikeys/registry.ts";
 import { createQuotaEnforcer, quotaWindows, type QuotaEnforcerHandle } from "../../../src/limits/quotas.ts";
 
@@ -42,8 +42,16 @@ const T = Date.parse("2026-03-10T12:00:00.000Z");
 
 function captureLogs(): { lines: Record<string, unknown>[]; restore(): void } {
   const lines: Record<string, unknown>[] = [];
+  const level = getLogLevel();
+  setLogLevel("debug");
   setLogSink((l) => lines.push(JSON.parse(l)));
-  return { lines, restore: () => setLogSink((l) => process.stderr.write(l + "\n")) };
+  return {
+    lines,
+    restore: () => {
+      setLogLevel(level);
+      setLogSink((l) => process.stderr.write(l + "\n"));
+    },
+  };
 }
 
 describe("quota windows", () => {

@@ -7,7 +7,7 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { ApiKey } from "../../../src/config/schema.ts";
 import { GatewayError } from "../../../src/errors.ts";
-import { setLogSink } from "../../../src/log.ts";
+import { getLogLevel, setLogLevel, setLogSink } from "../../../src/log.ts";
 import { ApiKeyRegistry, type ApiKeyRecord } from "../../../src/plugins/apikeys/registry.ts";
 import { createQuotaEnforcer, type QuotaEnforcerHandle } from "../../../src/limits/quotas.ts";
 import { encodeCommand, parseRedisUrl, parseReply, RedisClient, RedisError } from "../../../src/limits/redis.ts";
@@ -165,8 +165,15 @@ describe.skipIf(!hasRedis)("quota enforcer (Redis)", () => {
 
 describe.skipIf(!hasRedis)("Redis unavailable", () => {
   const lines: Record<string, unknown>[] = [];
-  beforeAll(() => setLogSink((l) => lines.push(JSON.parse(l))));
-  afterAll(() => setLogSink((l) => process.stderr.write(l + "\n")));
+  const level = getLogLevel();
+  beforeAll(() => {
+    setLogLevel("debug"); // the suite may run with OTOROSHI_LOG_LEVEL=warn; these tests read info lines
+    setLogSink((l) => lines.push(JSON.parse(l)));
+  });
+  afterAll(() => {
+    setLogLevel(level);
+    setLogSink((l) => process.stderr.write(l + "\n"));
+  });
   const k = key({ dailyQuota: 1 });
 
   test('"open" allows the call without quota headers, logs once per 10 s, and shows it in status()', async () => {
