@@ -115,12 +115,13 @@ ensure_binary() {
 # Generates a key pair entry for keypairs: with the binary's own keygen.
 keygen_yaml() { "$GW_BIN" keygen --alg "$1" --id "$2"; }
 
-# run_wrk URL DURATION [LUA]: prints "rps p50_ms p99_ms bad" (bad = non-2xx/3xx + socket errors).
+# run_wrk URL DURATION [LUA]: prints "rps p50_ms p99_ms bad requests" (bad = non-2xx/3xx +
+# socket errors; requests = completed in the run).
 run_wrk() {
   local url=$1 dur=$2 lua=${3:-} out
   local args=(-t1 -c"${WRK_CONNECTIONS:-50}" -d"$dur" --timeout 5s --latency)
   [ -n "$lua" ] && args+=(-s "$lua")
-  out=$(wrk "${args[@]}" "$url" 2>&1) || { echo "$out" >&2; echo "0 0 0 1"; return; }
+  out=$(wrk "${args[@]}" "$url" 2>&1) || { echo "$out" >&2; echo "0 0 0 1 0"; return; }
   echo "$out" >>"$BENCH_TMP/wrk.log"
   echo "$out" | awk '
     function ms(v) {
@@ -133,9 +134,10 @@ run_wrk() {
     /^ +50%/ { p50 = ms($2) }
     /^ +99%/ { p99 = ms($2) }
     /^Requests\/sec:/ { rps = $2 }
+    / requests in / { reqs = $1 }
     /Non-2xx or 3xx responses:/ { bad += $NF }
     /Socket errors:/ { gsub(/,/, ""); bad += $4 + $6 + $8 + $10 }
-    END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, bad }'
+    END { printf "%.0f %.2f %.2f %d %d\n", rps, p50, p99, bad, reqs }'
 }
 
 # median of the numbers on stdin (one per line).
@@ -211,3 +213,18 @@ rss_tree_mib() {
   done
   awk -v t="$total" 'BEGIN { printf "%.1f", t / 1024 }'
 }
+
+# CPU time (user + system, all threads) of a process and its direct children, in clock ticks.
+cpu_ticks() {
+  local p total=0 t
+  for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
+    # Fields after the ")" of the command name: utime and stime are the 12th and 13th.
+    t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }')
+    total=$((total + ${t:-0}))
+  done
+  echo "$total"
+}
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+# cpu_us_per_req TICKS_DELTA REQUESTS → CPU µs per request, one decimal.
+cpu_us_per_req() { awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "–" }'; }

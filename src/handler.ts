@@ -18,6 +18,7 @@ export interface CompiledRoute extends RouteInfo {
   readonly root: string;
   readonly timeoutMs: number;
   readonly preserveHost: boolean;
+  readonly maxBodySize: number;
 }
 
 export interface Sink {
@@ -56,6 +57,29 @@ async function proxyRoute(ctx: RequestContext, route: CompiledRoute, prefix: str
       else headers.set("cookie", kept);
     }
   }
+  let body: ReadableStream<Uint8Array> | null = NO_BODY.has(ctx.method) ? null : ctx.req.body;
+  let tooLarge = false;
+  if (body) {
+    const declared = ctx.req.headers.get("content-length");
+    if (declared !== null) {
+      if (Number(declared) > route.maxBodySize) throw payloadTooLarge(route.maxBodySize);
+    } else {
+      // Chunked upload: count as it streams and cut it at the limit.
+      let seen = 0;
+      const limit = route.maxBodySize;
+      body = body.pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, controller) {
+            seen += chunk.byteLength;
+            if (seen > limit) {
+              tooLarge = true;
+              controller.error(payloadTooLarge(limit));
+            } else controller.enqueue(chunk);
+          },
+        }),
+      );
+    }
+  }
   const res = await forward({
     target,
     path: joinPath(route.root, rest),
@@ -65,12 +89,18 @@ async function proxyRoute(ctx: RequestContext, route: CompiledRoute, prefix: str
     preserveHost: route.preserveHost,
     clientHost: ctx.rawHost,
     method: ctx.method,
-    body: NO_BODY.has(ctx.method) ? null : ctx.req.body,
+    body,
     timeoutMs: route.timeoutMs,
     signal: ctx.req.signal,
+  }).catch((e: unknown) => {
+    throw tooLarge ? payloadTooLarge(route.maxBodySize) : e;
   });
   for (const [k, v] of access.responseHeaders) res.headers.set(k, v);
   return res;
+}
+
+function payloadTooLarge(limit: number): GatewayError {
+  return new GatewayError(413, "ERR_PAYLOAD_TOO_LARGE", `Request body too large (limit ${limit} bytes)`);
 }
 
 export function renderError(e: unknown, ctx: { method: string; path: string; host: string } | null): Response {

@@ -147,6 +147,7 @@ export function compileSnapshot(parsed: ParsedConfig, file: string, generation: 
         root: r.backend.root,
         timeoutMs: r.backend.timeout,
         preserveHost: r.backend.preserveHost,
+        maxBodySize: Math.min(r.frontend.maxBodySize ?? config.server.maxRequestBodySize, config.server.maxRequestBodySize),
       };
       return { route, domains: r.frontend.domains, methods: r.frontend.methods };
     });

@@ -1,8 +1,10 @@
 // The reload loop: builds a whole new snapshot beside the running one, then swaps one
 // reference. A failure keeps the old snapshot and reports every problem where it is.
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { ConfigError, formatProblem, type ConfigProblem } from "../errors.ts";
 import { log } from "../log.ts";
+import type { Snapshot } from "./compile.ts";
 import { compileParsed, parseFile, readConfigBytes, type LoadOptions } from "./load.ts";
 import { sha256Hex } from "./parse.ts";
 import type { ConfigStore } from "./store.ts";
@@ -16,21 +18,45 @@ export function configDigest(config: unknown): string {
   return createHash("sha256").update(JSON.stringify(config)).digest("hex");
 }
 
+/** Digest of the referenced files' bytes; null when one cannot be read (the parse will say why). */
+function filesDigest(files: readonly string[]): string | null {
+  const h = createHash("sha256");
+  try {
+    for (const f of files) h.update(f).update("\0").update(readFileSync(f)).update("\0");
+  } catch {
+    return null;
+  }
+  return h.digest("hex");
+}
+
+const sameFiles = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((f, i) => f === b[i]);
+
+/** What a snapshot was built from, beyond the main file's sha256 the snapshot carries. */
+interface Source {
+  /** configDigest of the effective config. */
+  digest: string;
+  /** filesDigest of snapshot.files taken before they were read for it; null: unknown. */
+  files: string | null;
+}
+
 export class Reloader {
   private readonly file: string;
   private readonly store: ConfigStore;
   private readonly opts: LoadOptions;
   private seq = 0;
   private generation: number;
-  private digest: string;
+  private readonly sources = new WeakMap<Snapshot, Source>();
   private onApplied: ((files: readonly string[]) => void) | null = null;
 
   constructor(file: string, store: ConfigStore, opts: LoadOptions, initialDigest: string) {
     this.file = file;
     this.store = store;
     this.opts = opts;
-    this.generation = store.current().generation;
-    this.digest = initialDigest;
+    const current = store.current();
+    this.generation = current.generation;
+    // The referenced files may have changed since the initial load read them: unknown, so the
+    // first reload parses them again rather than trust a digest taken now.
+    this.sources.set(current, { digest: initialDigest, files: current.files.length ? null : filesDigest([]) });
   }
 
   /** Called after each applied reload with the files referenced by the new config. */
@@ -43,26 +69,33 @@ export class Reloader {
     const seq = ++this.seq;
     const started = performance.now();
     const current = this.store.current();
+    const source = this.sources.get(current);
     try {
+      // The referenced files are hashed BEFORE the parse reads them: a write racing with the
+      // parse then costs one more reload, never a missed one. Whatever the trigger names, both
+      // the main file and every referenced file are checked (a Kubernetes ConfigMap swap changes
+      // them together and the watcher reports only the first).
+      const files = filesDigest(current.files);
       const bytes = readConfigBytes(this.file);
-      const mainFileTrigger = !current.files.some((f) => trigger.endsWith(f) || trigger.endsWith(f.split("/").pop()!));
-      if (!force && mainFileTrigger && sha256Hex(bytes) === current.sha256) return "unchanged";
+      const sameBytes = !force && sha256Hex(bytes) === current.sha256;
+      if (sameBytes && files !== null && files === source?.files) {
+        this.store.keep(seq);
+        return "unchanged";
+      }
       await tick(); // let requests in flight progress between the phases of a big reload
       const parsed = parseFile(this.file, bytes, this.opts.env);
       const digest = configDigest(parsed.config);
-      if (!force && digest === this.digest && parsed.sha256 === current.sha256) return "unchanged";
-      const running = current.config.server;
-      if (JSON.stringify(parsed.config.server) !== JSON.stringify(running)) {
-        const changed = Object.keys({ ...running, ...parsed.config.server }).filter(
-          (k) => JSON.stringify((running as Record<string, unknown>)[k]) !== JSON.stringify((parsed.config.server as Record<string, unknown>)[k]),
-        );
-        log("warn", "config.restart_required", { file: this.file, changed: changed.map((k) => `server.${k}`), message: "server settings apply at the next restart; the rest of the change is applied now" });
+      // Still the running snapshot (an overlapping reload may have swapped meanwhile)?
+      if (sameBytes && digest === source?.digest && this.store.current() === current) {
+        this.store.keep(seq);
+        return "unchanged";
       }
+      const running = current.config.server;
       await tick();
       const snapshot = compileParsed(parsed, this.file, this.generation + 1, { ...this.opts, server: running });
       if (!this.store.swap(snapshot, seq)) return "superseded";
-      this.generation = snapshot.generation;
-      this.digest = digest;
+      this.generation = Math.max(this.generation, snapshot.generation);
+      this.sources.set(snapshot, { digest, files: sameFiles(parsed.files, current.files) ? files : null });
       log("info", "config.reloaded", {
         generation: snapshot.generation,
         trigger,
@@ -72,6 +105,10 @@ export class Reloader {
         apikeys: snapshot.counts.apikeys,
         keypairs: snapshot.counts.keypairs,
       });
+      const changed = changedServerKeys(running, parsed.config.server);
+      if (changed.length) {
+        log("warn", "config.restart_required", { file: this.file, changed, message: "server settings apply at the next restart; the rest of the change is applied now" });
+      }
       for (const w of parsed.warnings) log("warn", "config.warning", { location: formatProblem(w) });
       this.onApplied?.(snapshot.files);
       return "applied";
@@ -85,4 +122,13 @@ export class Reloader {
       return "rejected";
     }
   }
+}
+
+/** `server.<key>` for each top-level server setting the file changed (they apply at restart). */
+function changedServerKeys(running: object, next: object): string[] {
+  const a = running as Record<string, unknown>;
+  const b = next as Record<string, unknown>;
+  return Object.keys({ ...a, ...b })
+    .filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]))
+    .map((k) => `server.${k}`);
 }

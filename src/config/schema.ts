@@ -148,6 +148,7 @@ export const Route = z.strictObject({
       .describe('"host" or "host/path" as in Otoroshi; "*.example.com" matches any subdomain. Hosts match case-insensitively, whatever the port; paths match whole segments'),
     methods: z.array(method).optional().describe("Allowed methods; empty or absent: any."),
     stripPath: z.boolean().default(true).describe("Remove the matched path prefix before calling the backend."),
+    maxBodySize: z.number().int().min(0).optional().describe("Largest request body on this route, bytes (413 beyond). Default: server.maxRequestBodySize"),
   }).describe("What the route answers: domains, methods"),
   backend: z.strictObject({
     targets: z.array(Target).min(1, "a route needs at least one target"),

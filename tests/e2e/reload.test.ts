@@ -11,6 +11,9 @@ import { startEchoBackend, type EchoBackend, type EchoBody } from "../helpers/ec
 import { basic } from "../helpers/gateway.ts";
 import { RUNTIME, startGateway, type GatewayProcess, type LogLine } from "./process.ts";
 
+/** Per test: a process start (Deno compiles the sources first) plus a few bounded waits. */
+const TIMEOUT = 30_000;
+
 let A: EchoBackend;
 let B: EchoBackend;
 const gateways: GatewayProcess[] = [];
@@ -122,7 +125,7 @@ describe(`reload: every way of changing the file is noticed (${RUNTIME})`, () =>
     expect(await who(gw)).toBe("A");
     writeFileSync(gw.file, cfg(B.port));
     await expectSwitchedToB(gw, "watch:otoroshi.yaml");
-  });
+  }, TIMEOUT);
 
   test("an editor save by rename (write a swap file, rename it over) is applied", async () => {
     const gw = await start(cfg(A.port));
@@ -131,7 +134,7 @@ describe(`reload: every way of changing the file is noticed (${RUNTIME})`, () =>
     writeFileSync(swp, cfg(B.port));
     renameSync(swp, gw.file);
     await expectSwitchedToB(gw, "watch:otoroshi.yaml");
-  });
+  }, TIMEOUT);
 
   test("mv of a new file over the config is applied", async () => {
     const gw = await start(cfg(A.port));
@@ -141,7 +144,7 @@ describe(`reload: every way of changing the file is noticed (${RUNTIME})`, () =>
     const mv = Bun.spawnSync(["mv", next, gw.file]);
     expect(mv.exitCode).toBe(0);
     await expectSwitchedToB(gw, "watch:otoroshi.yaml");
-  });
+  }, TIMEOUT);
 
   /** dir/otoroshi.yaml -> ..data/otoroshi.yaml, ..data -> ..2026_a, as the kubelet mounts a ConfigMap. */
   function configMapDir(names: string[]): string {
@@ -170,7 +173,7 @@ describe(`reload: every way of changing the file is noticed (${RUNTIME})`, () =>
     swapConfigMap(dir, { "otoroshi.yaml": cfg(A.port) }, "..2026_b", "..2026_c");
     await reloaded(gw, 3);
     expect(await who(gw)).toBe("A");
-  });
+  }, TIMEOUT);
 
   test("a ConfigMap swap that only rotates a referenced secret is applied", async () => {
     const dir = configMapDir(["otoroshi.yaml", "secret.txt"]);
@@ -182,7 +185,7 @@ describe(`reload: every way of changing the file is noticed (${RUNTIME})`, () =>
     await reloaded(gw, 2);
     expect(await who(gw, "app.test", { authorization: basic("app", "new-secret") })).toBe("A");
     expect(await who(gw, "app.test", { authorization: basic("app", "old-secret") })).toBe(401);
-  });
+  }, TIMEOUT);
 
   test("a change to a file referenced by ${file:…} is applied: the old secret stops working, the new one works", async () => {
     const gw = await start(keyed(A.port, key("app", "${file:secret.txt}")), { files: { "secret.txt": "old-secret\n" } });
@@ -192,7 +195,7 @@ describe(`reload: every way of changing the file is noticed (${RUNTIME})`, () =>
     expect(ev.trigger).toBe("watch:secret.txt");
     expect(await who(gw, "app.test", { authorization: basic("app", "old-secret") })).toBe(401);
     expect(await who(gw, "app.test", { authorization: basic("app", "new-secret") })).toBe("A");
-  });
+  }, TIMEOUT);
 
   test("kill -HUP reloads even when nothing changed, and re-reads referenced files", async () => {
     const gw = await start(keyed(A.port, key("app", "${file:secret.txt}")), { files: { "secret.txt": "old-secret\n" } });
@@ -210,7 +213,7 @@ describe(`reload: every way of changing the file is noticed (${RUNTIME})`, () =>
     await gw.waitForLog((l) => l.event === "config.reloaded" && l.trigger === "SIGHUP" && Number(l.generation) >= 3, 10_000);
     expect(await who(gw, "app.test", { authorization: basic("app", "new-secret") })).toBe("A");
     expect(await who(gw, "app.test", { authorization: basic("app", "old-secret") })).toBe(401);
-  });
+  }, TIMEOUT);
 });
 
 // ---------------------------------------------------------------- bad edits
@@ -266,28 +269,28 @@ describe(`reload: a bad edit keeps the old config serving and says where (${RUNT
       breakIt: (gw) => writeFileSync(gw.file, cfg(A.port).replace("[app.test]", "[app.test")),
       problem: { line: 3, column: 36, path: "", message: /^YAML: / },
       fix: writeB,
-    }));
+    }), TIMEOUT);
 
   test("schema violation (unknown key)", () =>
     expectBadEditKeepsServing({
       breakIt: (gw) => writeFileSync(gw.file, `${cfg(B.port)}    timeout: 5\n`),
       problem: { line: 5, column: 5, path: "routes[0].timeout", message: /unknown key "timeout"/ },
       fix: writeB,
-    }));
+    }), TIMEOUT);
 
   test("unknown reference", () =>
     expectBadEditKeepsServing({
       breakIt: (gw) => writeFileSync(gw.file, cfg(B.port, `apikeys:\n${key("app", "s", "    authorizedEntities: [route_nope]\n")}`)),
       problem: { line: 8, column: 26, path: "apikeys[0].authorizedEntities[0]", message: /unknown route "nope"/ },
       fix: writeB,
-    }));
+    }), TIMEOUT);
 
   test("empty file", () =>
     expectBadEditKeepsServing({
       breakIt: (gw) => writeFileSync(gw.file, ""),
       problem: { line: 1, column: 1, message: /empty/ },
       fix: writeB,
-    }));
+    }), TIMEOUT);
 
   test("half-written file, then the rest", () => {
     const full = cfg(B.port, route("extra", "extra.test", B.port));
@@ -297,7 +300,7 @@ describe(`reload: a bad edit keeps the old config serving and says where (${RUNT
       problem: { line: 6, column: 32, message: /^YAML: / },
       fix: (gw) => appendFileSync(gw.file, full.slice(cut)),
     });
-  });
+  }, TIMEOUT);
 
   test("unreadable file (replaced by a directory)", () =>
     expectBadEditKeepsServing({
@@ -310,7 +313,7 @@ describe(`reload: a bad edit keeps the old config serving and says where (${RUNT
         rmSync(gw.file, { recursive: true });
         writeB(gw);
       },
-    }));
+    }), TIMEOUT);
 
   test("unreadable file (a dangling symlink), until its target appears", () =>
     expectBadEditKeepsServing({
@@ -320,14 +323,14 @@ describe(`reload: a bad edit keeps the old config serving and says where (${RUNT
       },
       problem: { line: 1, column: 1, path: "", message: /file not found/ },
       fix: (gw) => writeFileSync(join(gw.dir, "next.yaml"), cfg(B.port)),
-    }));
+    }), TIMEOUT);
 
   test("deleted file, until it is written again", () =>
     expectBadEditKeepsServing({
       breakIt: (gw) => unlinkSync(gw.file),
       problem: { line: 1, column: 1, path: "", message: /file not found/ },
       fix: writeB,
-    }));
+    }), TIMEOUT);
 });
 
 // ---------------------------------------------------------------- live changes
@@ -345,7 +348,7 @@ describe(`reload: what applies live (${RUNTIME})`, () => {
     expect(await who(gw, "app.test", { authorization: basic("other", "s2") })).toBe(401);
     expect(await who(gw, "app.test", { authorization: basic("third", "s3") })).toBe("B");
     expect(await who(gw, "new.test")).toBe("A");
-  });
+  }, TIMEOUT);
 
   test("a server change is reported as restart required and not applied; the rest of the edit is", async () => {
     const gw = await start(cfg(A.port));
@@ -358,7 +361,7 @@ describe(`reload: what applies live (${RUNTIME})`, () => {
     expect(await who(gw)).toBe("B");
     expect((await status(gw)).lastError).toBeNull();
     expect(gw.logs.filter((l) => l.event === "server.listening")).toHaveLength(1);
-  });
+  }, TIMEOUT);
 });
 
 // ---------------------------------------------------------------- under load

@@ -151,3 +151,33 @@ routes:
     slow.close();
   });
 });
+
+describe("request body limits", () => {
+  test("a body over the route's maxBodySize gets 413, declared or chunked; under it passes", async () => {
+    const limited = buildGateway(`
+routes:
+  - id: small
+    frontend: { domains: [small.test], maxBodySize: 1000 }
+    backend: { targets: [{ hostname: 127.0.0.1, port: ${a.port} }] }
+`);
+    try {
+      const declared = await limited.call("http://small.test/upload", { method: "POST", body: "x".repeat(1001) });
+      expect(declared.status).toBe(413);
+      expect(declared.headers.get("otoroshi-error-code")).toBe("ERR_PAYLOAD_TOO_LARGE");
+      const chunks = (n: number) =>
+        new ReadableStream<Uint8Array>({
+          start(c) {
+            for (let i = 0; i < n; i++) c.enqueue(new Uint8Array(300));
+            c.close();
+          },
+        });
+      const chunked = await limited.call(new Request("http://small.test/upload", { method: "POST", body: chunks(4), duplex: "half" } as RequestInit));
+      expect(chunked.status).toBe(413);
+      const ok = await limited.call(new Request("http://small.test/upload", { method: "POST", body: chunks(3), duplex: "half" } as RequestInit));
+      expect(ok.status).toBe(200);
+      expect(((await ok.json()) as EchoBody).bodyLength).toBe(900);
+    } finally {
+      limited.close();
+    }
+  });
+});
