@@ -104,7 +104,8 @@ export async function startGateway(yaml: string, opts: { files?: Record<string, 
     }),
   ]);
   const port = Number(started.port);
-  const https = logs.find((l) => l.event === "server.listening" && l.protocol === "https");
+  // With server.https, the TLS listener is logged right after the plain one.
+  const https = /^\s+https:/m.test(yaml) ? await waitForLog((l) => l.event === "server.listening" && l.protocol === "https", 10_000) : undefined;
   return {
     proc,
     dir,
