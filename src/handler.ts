@@ -119,6 +119,9 @@ export function createHandler(parts: HandlerParts): (req: Request, info: ConnInf
     try {
       ctx = createContext(req, info, trustedProxies, clock());
       for (const sink of sinks) if (sink.matches(ctx)) return await sink.handle(ctx);
+      // TRACE echoes the request, credentials included, back to the caller (cross-site
+      // tracing); CONNECT would turn the gateway into an open tunnel. Neither is proxied.
+      if (ctx.method === "TRACE" || ctx.method === "CONNECT") throw new GatewayError(405, "ERR_METHOD_NOT_ALLOWED", "Method not allowed");
       const m = router.match(ctx.host, ctx.path, ctx.method);
       if (m === null) throw new GatewayError(404, "ERR_ROUTE_NOT_FOUND", "No route found");
       if (m.kind === "method") throw new GatewayError(405, "ERR_METHOD_NOT_ALLOWED", "Method not allowed on this route", { allow: m.allow.join(", ") });

@@ -181,3 +181,18 @@ routes:
     }
   });
 });
+
+test("TRACE is never proxied (it would reflect credentials back)", async () => {
+  const gw2 = buildGateway(`
+routes:
+  - id: r
+    frontend: { domains: [t.test] }
+    backend: { targets: [{ hostname: 127.0.0.1, port: 9 }] }
+`);
+  try {
+    const res = await gw2.call("http://t.test/", { method: "TRACE" });
+    expect(res.status).toBe(405);
+  } finally {
+    gw2.close();
+  }
+});
