@@ -110,6 +110,9 @@ async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
   const reloader = new Reloader(file, store, loadOpts, configDigest(parsed.config));
   const watcher = watchConfig({ file, onChange: (trigger) => void reloader.reload(trigger) });
   watcher.setExtraFiles(snapshot.files);
+  // A change made between the first read and the watcher starting would otherwise go unseen;
+  // this costs one hash when nothing changed.
+  void reloader.reload("start");
   reloader.setOnApplied((files) => watcher.setExtraFiles(files));
   runtime.onSignal("SIGHUP", () => void reloader.reload("SIGHUP", true));
 

@@ -23,6 +23,9 @@ beforeAll(async () => {
   [A, B] = await Promise.all([startEchoBackend(), startEchoBackend()]);
 });
 afterAll(async () => {
+  // A start still pending when its test timed out lands here.
+  await Promise.all(gateways.splice(0).map((g) => g.stop()));
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   await Promise.all([A?.stop(), B?.stop()]);
 });
 afterEach(async () => {
@@ -47,8 +50,8 @@ function tempDir(): string {
 
 // ---------------------------------------------------------------- configs
 
-const route = (id: string, domain: string, port: number, more = "") =>
-  `  - id: ${id}\n    frontend: { domains: [${domain}] }\n    backend: { targets: [{ hostname: 127.0.0.1, port: ${port} }]${more} }\n`;
+const route = (id: string, domain: string, port: number) =>
+  `  - id: ${id}\n    frontend: { domains: [${domain}] }\n    backend: { targets: [{ hostname: 127.0.0.1, port: ${port} }] }\n`;
 /** app.test → the backend on `port`; `more` is appended at the top level. */
 const cfg = (port: number, more = "") => `routes:\n${route("main", "app.test", port)}${more}`;
 /** app.test → `port`, protected by Apikeys; keys come from `apikeys` (YAML list items). */
@@ -103,10 +106,9 @@ const reloaded = (gw: GatewayProcess, generation: number) =>
   gw.waitForLog((l) => l.event === "config.reloaded" && l.generation === generation, 10_000);
 
 /** After a change: the reload happened with this trigger, B answers, and the status agrees. */
-async function expectSwitchedToB(gw: GatewayProcess, trigger: string | RegExp, generation = 2): Promise<LogLine> {
+async function expectSwitchedToB(gw: GatewayProcess, trigger: string, generation = 2): Promise<LogLine> {
   const ev = await reloaded(gw, generation);
-  if (typeof trigger === "string") expect(ev.trigger).toBe(trigger);
-  else expect(String(ev.trigger)).toMatch(trigger);
+  expect(ev.trigger).toBe(trigger);
   expect(await who(gw)).toBe("B");
   const s = await status(gw);
   expect(s.generation).toBe(generation);
@@ -248,9 +250,12 @@ async function expectBadEditKeepsServing(edit: BadEdit): Promise<void> {
   expect(s.generation).toBe(1);
   expect(s.sha256).toBe(original.sha256);
   expect(await who(gw)).toBe("A");
-  // One config.rejected event per problem, with file:line:col.
-  const rejected = await gw.waitForLog((l) => gw.logs.indexOf(l) >= mark && l.event === "config.rejected" && l.line === line && l.column === column, 5000);
-  expect(String(rejected.location)).toStartWith(`${gw.file}:${line}:${column}`);
+  // A config.rejected event for every problem, with file:line:col.
+  for (const q of s.lastError!.problems) {
+    const ev = await gw.waitForLog((l) => gw.logs.indexOf(l) >= mark && l.event === "config.rejected" && l.line === q.line && l.column === q.column && l.message === q.message, 5000);
+    expect(String(ev.location)).toBe(`${gw.file}:${q.line}:${q.column}${q.path ? ` ${q.path}` : ""}: ${q.message}`);
+    expect(ev.level).toBe("error");
+  }
   expect(gw.logs.slice(mark).some((l) => l.event === "config.reloaded")).toBe(false);
 
   edit.fix(gw);
@@ -381,7 +386,7 @@ describe(`reload: under load (${RUNTIME})`, () => {
     const mark = gw.logs.length;
     const valid = new Set<number>([0]);
     const LOAD_MS = 5000;
-    const MAX_REQUESTS = 50_000;
+    const MAX_REQUESTS = 100_000;
     const WORKERS = 16;
     let writing = true;
     let writes = 0;
@@ -434,13 +439,16 @@ describe(`reload: under load (${RUNTIME})`, () => {
         }
       }
     };
-    const [lastVersion] = await Promise.all([writer, ...Array.from({ length: WORKERS }, (_, w) => worker(w))]);
+    const began = Date.now();
+    let trafficMs = 0;
+    const clients = Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w))).then(() => (trafficMs = Date.now() - began));
+    const [lastVersion] = await Promise.all([writer, clients]);
 
     const during = gw.logs.slice(mark);
     const applied = during.filter((l) => l.event === "config.reloaded").length;
     const rejected = during.filter((l) => l.event === "config.rejected").length;
     // Reported for the record (see the reload section of bench/README.md).
-    console.log(`[reload under load, ${RUNTIME}] ${total} requests by ${WORKERS} clients in ${LOAD_MS} ms, ${writes} writes (${lastVersion} valid versions), ${applied} reloads applied, ${rejected} config.rejected events, ${seenVersions.size} versions served, ${failures.length} failures`);
+    console.log(`[reload under load, ${RUNTIME}] ${total} requests by ${WORKERS} clients in ${trafficMs} ms, ${writes} writes (${lastVersion} valid versions), ${applied} reloads applied, ${rejected} config.rejected events, ${seenVersions.size} versions served, ${failures.length} failures`);
 
     expect(failures.slice(0, 5)).toEqual([]);
     expect(outOfOrder.slice(0, 5)).toEqual([]);

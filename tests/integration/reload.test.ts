@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { loadSnapshot, type LoadOptions } from "../../src/config/load.ts";
 import { ConfigStore } from "../../src/config/store.ts";
 import { generateKeyPairPem } from "../../src/keys/generate.ts";
-import { setLogLevel, setLogSink, type Level } from "../../src/log.ts";
+import { getLogLevel, setLogLevel, setLogSink, type Level } from "../../src/log.ts";
 import type { UpstreamFetch } from "../../src/runtime/types.ts";
 import { basic, buildGateway, type TestGateway } from "../helpers/gateway.ts";
 
@@ -27,14 +27,16 @@ ${more}`;
 
 const logs: Record<string, unknown>[] = [];
 const gateways: TestGateway[] = [];
+let level: Level = "info";
 
 beforeAll(() => {
+  level = getLogLevel();
   setLogLevel("debug");
   setLogSink((line) => logs.push(JSON.parse(line) as Record<string, unknown>));
 });
 afterAll(() => {
   setLogSink((line) => process.stderr.write(line + "\n"));
-  setLogLevel((process.env.OTOROSHI_LOG_LEVEL as Level | undefined) ?? "info");
+  setLogLevel(level);
 });
 afterEach(() => {
   for (const g of gateways.splice(0)) g.close();
@@ -118,7 +120,7 @@ describe("reload: what is applied", () => {
 });
 
 describe("reload: bad edits", () => {
-  test("a rejected edit keeps serving, logs one config.rejected per problem and shows lastError", async () => {
+  test("a rejected edit keeps the old config serving and the status shows lastError with where", async () => {
     const g = gateway(cfg("a.backend"));
     g.clock.now = NOW + 5000;
     const bad = cfg("b.backend", "apikeys:\n  - clientId: app\n    clientSecret: s\n    authorizedEntities: [route_nope]\n    color: blue\n");
@@ -227,20 +229,20 @@ describe("reload: ordering", () => {
     expect(store.lastError).toBeNull();
   });
 
-  test("overlapping reloads of two valid saves end on the newest file", async () => {
+  // Through the Reloader: calls made while a reload runs are queued and read the file when
+  // their turn comes, so they end as a one-at-a-time run would.
+  test("two reloads started back to back end on the newest file", async () => {
     const g = gateway(cfg("v0"));
     writeFileSync(g.file, cfg("v1"));
     const first = g.reloader.reload("watch:otoroshi.yaml");
     writeFileSync(g.file, cfg("v2"));
     const second = g.reloader.reload("watch:otoroshi.yaml");
-    const outcomes = await Promise.all([first, second]);
-    expect(outcomes[1]).toBe("applied");
+    expect(await Promise.all([first, second])).toEqual(["applied", "applied"]);
     expect(await targetOf(g)).toBe("v2");
-    // Generations only grow, one per applied snapshot.
-    expect(g.store.current().generation).toBe(1 + outcomes.filter((o) => o === "applied").length);
+    expect(g.store.current().generation).toBe(3);
   });
 
-  test("overlapping reloads of a valid then a broken save serve the valid one and report the broken one", async () => {
+  test("a valid save then a broken one, reloaded back to back: the valid one serves, the broken one is reported", async () => {
     const g = gateway(cfg("v0"));
     writeFileSync(g.file, cfg("v1"));
     const first = g.reloader.reload("watch:otoroshi.yaml");
@@ -251,7 +253,7 @@ describe("reload: ordering", () => {
     expect((await status(g)).body!.lastError!.problems[0]).toMatchObject({ line: 5, column: 1, path: "bogus" });
   });
 
-  test("an older reload does not overwrite a newer save that reverted to the running config", async () => {
+  test("a save that reverts to the running config while a reload runs is what ends up serving", async () => {
     const g = gateway(cfg("v0"));
     writeFileSync(g.file, cfg("v1"));
     const first = g.reloader.reload("watch:otoroshi.yaml");
@@ -260,6 +262,35 @@ describe("reload: ordering", () => {
     await Promise.all([first, second]);
     expect(await targetOf(g)).toBe("v0");
     expect(g.store.current().sha256).toBe(sha256(g.file));
+  });
+
+  test("triggers that arrive during a reload share one more reload", async () => {
+    const g = gateway(cfg("v0"));
+    writeFileSync(g.file, cfg("v1"));
+    const first = g.reloader.reload("watch:otoroshi.yaml");
+    const burst: Promise<string>[] = [];
+    for (let i = 2; i <= 6; i++) {
+      writeFileSync(g.file, cfg(`v${i}`));
+      burst.push(g.reloader.reload("watch:otoroshi.yaml"));
+    }
+    expect(new Set(burst).size).toBe(1);
+    expect(await first).toBe("applied");
+    expect(await burst[0]).toBe("applied");
+    expect(await targetOf(g)).toBe("v6");
+    expect(events("config.reloaded").map((e) => e.generation)).toEqual([2, 3]);
+  });
+
+  test("a SIGHUP that arrives during a reload is not lost: the shared reload is forced", async () => {
+    const g = gateway(cfg("v0"));
+    writeFileSync(g.file, cfg("v1"));
+    const first = g.reloader.reload("watch:otoroshi.yaml");
+    const watch = g.reloader.reload("watch:otoroshi.yaml"); // nothing changed after v1
+    const hup = g.reloader.reload("SIGHUP", true);
+    expect(hup).toBe(watch);
+    expect(await first).toBe("applied");
+    expect(await hup).toBe("applied");
+    expect(events("config.reloaded").map((e) => e.trigger)).toEqual(["watch:otoroshi.yaml", "SIGHUP"]);
+    expect(g.store.current().generation).toBe(3);
   });
 });
 
