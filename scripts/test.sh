@@ -6,6 +6,14 @@ cd "$(dirname "$0")/.."
 BIN=./node_modules/.bin
 export OTOROSHI_LOG_LEVEL="${OTOROSHI_LOG_LEVEL:-warn}"
 pass=0; fail=0; status=0
+
+# Every gateway log line of the run (in-process and processes) and every secret and token the
+# suite used are kept here; the last step scans the former for the latter (scripts/scan-logs.ts).
+if [ -z "${OTOROSHI_LOG_DIR:-}" ]; then
+  OTOROSHI_LOG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/otoroshi-logs.XXXXXX")
+  trap 'rm -rf "$OTOROSHI_LOG_DIR"' EXIT
+fi
+export OTOROSHI_LOG_DIR
 summary() { echo; echo "tests: $pass passed, $fail failed"; echo "$pass passed, $fail failed"; }
 
 step() { echo; echo "==> $*"; }
@@ -45,6 +53,9 @@ fi
 
 step "e2e against the sources on Deno"
 run_bun_tests env OTOROSHI_E2E_RUNTIME=deno $BIN/bun test tests/e2e
+
+step "no secret or token in any gateway log line"
+if $BIN/bun scripts/scan-logs.ts "$OTOROSHI_LOG_DIR"; then pass=$((pass + 1)); else fail=$((fail + 1)); status=1; fi
 
 summary
 exit $status

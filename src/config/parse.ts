@@ -3,7 +3,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from "yaml";
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit as visitYaml, type Document, type Node } from "yaml";
 import type { z } from "zod";
 import { ConfigError, type ConfigProblem } from "../errors.ts";
 import { Config } from "./schema.ts";
@@ -248,7 +248,23 @@ export function parseConfig(bytes: Uint8Array | string, file: string, penv: Pars
   }
   const files = new Set<string>();
   substituteAll(doc, file, penv, problems, files, loc);
-  const raw = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  } catch {
+    // The yaml library's message would echo the alias name — often an unquoted secret that
+    // starts with "*" — so the problem is located and described without the value.
+    const aliasProblems: ConfigProblem[] = [];
+    visitYaml(doc, {
+      Alias(_, node) {
+        if (isAlias(node) && node.resolve(doc) === undefined) {
+          const at = node.range ? lc.linePos(node.range[0]) : { line: 1, col: 1 };
+          aliasProblems.push({ file, line: at.line, column: at.col, path: "", message: 'YAML: a value starting with "*" is an alias and no anchor of that name is defined; quote the value' });
+        }
+      },
+    });
+    throw new ConfigError(aliasProblems.length ? aliasProblems : [{ file, line: 1, column: 1, path: "", message: "YAML: too many aliases (at most 100 alias expansions are allowed)" }]);
+  }
   const result = Config.safeParse(raw);
   if (!result.success) problems.push(...zodProblems(result.error, raw, file, loc));
   const warnings: ConfigProblem[] = [];

@@ -35,6 +35,7 @@ const HOP_BY_HOP = [
 // makes some backends wait for a second handshake that never comes.
 const REQUEST_DROP: readonly string[] = [...HOP_BY_HOP, "host", "expect"];
 const HOP_SET: ReadonlySet<string> = new Set(HOP_BY_HOP);
+const FIELD_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 
 /**
  * Header names listed in a Connection value (RFC 9110 §7.6.1: they are hop-by-hop too), or
@@ -47,7 +48,9 @@ function connectionNamed(value: string | null): Set<string> | null {
   let named: Set<string> | null = null;
   for (const token of v.split(",")) {
     const name = token.trim();
-    if (name !== "" && !HOP_SET.has(name)) (named ??= new Set()).add(name);
+    // Only a token (RFC 9110 §5.1) can name a field; anything else names nothing, and handing it
+    // to Headers.delete would throw (a 500 for `Connection: close;`).
+    if (name !== "" && !HOP_SET.has(name) && FIELD_NAME.test(name)) (named ??= new Set()).add(name);
   }
   return named;
 }

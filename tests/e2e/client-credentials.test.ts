@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createRemoteJWKSet, jwtVerify } from "jose";
 import { startEchoBackend, type EchoBackend } from "../helpers/echo-backend.ts";
+import { recordSecret } from "../helpers/secrets.ts";
 import { ROOT, RUNTIME, startGateway, type GatewayProcess } from "./process.ts";
 
 let be: EchoBackend;
@@ -52,6 +53,7 @@ describe(`seed tutorial (${RUNTIME})`, () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("cache-control")).toBe("no-store");
     const { access_token } = (await res.json()) as { access_token: string };
+    recordSecret(access_token); // the log scan (scripts/scan-logs.ts) looks for it
     // The JWKS host must match the domain regex; reach it through a URL whose host is the IP and
     // a fetch wrapper that sets Host, as jose's fetcher cannot.
     const jwks = createRemoteJWKSet(new URL(`${gw.url}/.well-known/otoroshi/oauth/jwks.json`), {

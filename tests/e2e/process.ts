@@ -1,13 +1,20 @@
 // Starts the gateway as a real process — the built binary or the sources under Deno, chosen by
 // OTOROSHI_E2E_RUNTIME (binary | deno | bun) — on 127.0.0.1 with port 0, and stops it by PID.
 import { spawn, type Subprocess } from "bun";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { recordConfig } from "../helpers/secrets.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const RUNTIME = (process.env.OTOROSHI_E2E_RUNTIME ?? "binary") as "binary" | "deno" | "bun";
 export const BINARY = join(ROOT, "dist/otoroshi-lite");
+
+/** With OTOROSHI_LOG_DIR set, every stderr line of a gateway process is kept for scripts/scan-logs.ts. */
+function keepStderr(pid: number, lines: string): void {
+  const dir = process.env.OTOROSHI_LOG_DIR;
+  if (dir && lines) appendFileSync(join(dir, `process-${pid}.log`), lines.endsWith("\n") ? lines : lines + "\n");
+}
 
 /** The command line that runs otoroshi-lite with `args` on the selected runtime. */
 export function command(args: string[]): string[] {
@@ -47,6 +54,7 @@ export async function runCli(args: string[], opts: { env?: Record<string, string
   const timer = setTimeout(() => proc.kill("SIGKILL"), 60_000);
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   clearTimeout(timer);
+  keepStderr(proc.pid, stderr);
   return { code, stdout, stderr };
 }
 
@@ -55,6 +63,7 @@ export async function startGateway(yaml: string, opts: { files?: Record<string, 
   const file = join(dir, "otoroshi.yaml");
   for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), content);
   writeFileSync(file, yaml);
+  recordConfig(yaml, { env: opts.env, files: opts.files });
   const proc = spawn(command(["--config", file, "--port", "0", ...(opts.args ?? [])]), {
     cwd: dir,
     env: { ...process.env, OTOROSHI_LOG_LEVEL: "debug", ...opts.env },
@@ -75,6 +84,7 @@ export async function startGateway(yaml: string, opts: { files?: Record<string, 
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
         rawStderr.push(line);
+        keepStderr(proc.pid, line);
         try {
           const l = JSON.parse(line) as LogLine;
           logs.push(l);
@@ -85,6 +95,7 @@ export async function startGateway(yaml: string, opts: { files?: Record<string, 
         } catch {}
       }
     }
+    keepStderr(proc.pid, buf);
   })();
   const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 20_000) =>
     new Promise<LogLine>((res, rej) => {
@@ -117,6 +128,8 @@ export async function startGateway(yaml: string, opts: { files?: Record<string, 
     rawStderr,
     waitForLog,
     async stop() {
+      // The test may have rewritten the config meanwhile: its last version joins the scan too.
+      if (process.env.OTOROSHI_LOG_DIR && existsSync(file)) recordConfig(readFileSync(file, "utf8"), { env: opts.env, files: opts.files });
       proc.kill("SIGTERM");
       const timer = setTimeout(() => proc.kill("SIGKILL"), 15_000);
       const code = await proc.exited;

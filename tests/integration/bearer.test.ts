@@ -7,6 +7,7 @@ import { importKeyPair } from "../../src/keys/keyring.ts";
 import { signJwt } from "../../src/keys/jwt.ts";
 import { startEchoBackend, type EchoBackend, type EchoBody } from "../helpers/echo-backend.ts";
 import { basic, buildGateway, type TestGateway } from "../helpers/gateway.ts";
+import { recordSecret } from "../helpers/secrets.ts";
 
 const indent = (pem: string) => pem.trim().split("\n").join("\n      ");
 const es = generateKeyPairPem("ES256").privateKeyPem;
@@ -73,7 +74,11 @@ function claims(extra: Record<string, unknown> = {}): Record<string, unknown> {
   const iat = Math.floor(NOW / 1000);
   return { iss: "http://oauth.test", sub: "app", client_id: "app", cid: "app", aud: "otoroshi", iat, nbf: iat, exp: iat + 3600, jti: "x", ...extra };
 }
-const call = (t: string, host = "api.test") => gw.call(`http://${host}/`, { headers: { authorization: `Bearer ${t}` } });
+// Every token presented (minted here or issued) joins the log scan's list (scripts/scan-logs.ts).
+const call = (t: string, host = "api.test") => {
+  recordSecret(t, "bearer token");
+  return gw.call(`http://${host}/`, { headers: { authorization: `Bearer ${t}` } });
+};
 
 describe("gateway-issued bearer tokens on a route", () => {
   test("a token from the token endpoint reaches the backend, which sees it in Authorization", async () => {

@@ -22,8 +22,11 @@ const AUTHORITY = /^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
  */
 export function issuerFor(configured: string | undefined, ctx: RequestContext): string {
   if (configured !== undefined) return configured;
-  if (!AUTHORITY.test(ctx.rawHost)) throw new OAuthError(400, "invalid_request", "invalid Host header");
-  return `${ctx.secure ? "https" : "http"}://${ctx.rawHost}`;
+  const issuer = `${ctx.secure ? "https" : "http"}://${ctx.rawHost}`;
+  // The pattern lets through what URL parsing refuses (port 99999, "[::::]"); such an issuer
+  // would crash the metadata document and sign tokens nothing can verify.
+  if (!AUTHORITY.test(ctx.rawHost) || !URL.canParse(issuer)) throw new OAuthError(400, "invalid_request", "invalid Host header");
+  return issuer;
 }
 
 const noTrailingSlash = (s: string) => (s.endsWith("/") ? s.slice(0, -1) : s);
