@@ -41,18 +41,18 @@ step "JSON Schema is up to date"
 if $BIN/bun scripts/gen-schema.ts --check; then pass=$((pass + 1)); else fail=$((fail + 1)); status=1; fi
 
 step "unit + integration tests"
-run_bun_tests $BIN/bun test tests/unit tests/integration
+run_bun_tests $BIN/bun test --timeout 30000 tests/unit tests/integration
 
 step "build the binary"
 if $BIN/bun run build; then
   step "e2e against dist/otoroshi-lite"
-  run_bun_tests env OTOROSHI_E2E_RUNTIME=binary $BIN/bun test tests/e2e
+  run_bun_tests env OTOROSHI_E2E_RUNTIME=binary $BIN/bun test --timeout 60000 tests/e2e
 else
   fail=$((fail + 1)); status=1
 fi
 
 step "e2e against the sources on Deno"
-run_bun_tests env OTOROSHI_E2E_RUNTIME=deno $BIN/bun test tests/e2e
+run_bun_tests env OTOROSHI_E2E_RUNTIME=deno $BIN/bun test --timeout 60000 tests/e2e
 
 step "no secret or token in any gateway log line"
 if $BIN/bun scripts/scan-logs.ts "$OTOROSHI_LOG_DIR"; then pass=$((pass + 1)); else fail=$((fail + 1)); status=1; fi
