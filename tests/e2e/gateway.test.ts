@@ -171,6 +171,33 @@ describe(`command line (${RUNTIME})`, () => {
     expect(r.stderr).toContain("wrong-types.yaml:2:9 server.port");
   });
 
+  test("apikey create prints a secret once and a YAML entry holding only its hash; hash-secret agrees", async () => {
+    const r = await runCli(["apikey", "create", "--client-id", "batch-job"]);
+    expect(r.code).toBe(0);
+    const secret = /^#\s+(\S{40,})$/m.exec(r.stdout)?.[1];
+    expect(secret).toBeDefined();
+    const hash = /clientSecret: (sha256:[0-9a-f]{64})/.exec(r.stdout)?.[1];
+    expect(hash).toBeDefined();
+    expect(r.stdout).toContain("- clientId: batch-job");
+    const h = await runCli(["hash-secret", secret!]);
+    expect(h.stdout.trim()).toBe(hash!);
+    const viaStdin = await runCli(["hash-secret"], { stdin: `${secret}\n` });
+    expect(viaStdin.stdout.trim()).toBe(hash!);
+  });
+
+  test("check warns about secrets that stop working within 7 days", async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const dir = mkdtempSync(join(tmpdir(), "oto-check-"));
+    const soon = new Date(Date.now() + 3 * 24 * 3600 * 1000).toISOString();
+    writeFileSync(join(dir, "o.yaml"), `apikeys:\n  - clientId: a\n    clientSecret: new-secret-value\n    previousSecrets:\n      - { secret: old-secret-value, validUntil: "${soon}" }\n`);
+    const r = await runCli(["check", "--config", join(dir, "o.yaml")]);
+    rmSync(dir, { recursive: true, force: true });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("warning:");
+    expect(r.stderr).toContain("apikeys[0].previousSecrets[0].validUntil");
+  });
+
   test("keygen prints a key pair ready to paste", async () => {
     const r = await runCli(["keygen", "--alg", "ES256", "--id", "k1"]);
     expect(r.code).toBe(0);
