@@ -22,7 +22,9 @@ export function createGateway(store: ConfigStore, extraStatus: () => Record<stri
   });
   app.all("*", (c) => store.current().handle(c.req.raw, c.env.info));
   app.onError((e, c) => renderError(e, { method: c.req.method, path: c.req.path, host: "" }));
-  return (req, info) => app.fetch(req, { info }) as Promise<Response>;
+  // The proxy path skips Hono's router (~4 µs a request, measured in bench/ablation.sh): only
+  // URLs that can be the status endpoint go through the app.
+  return (req, info) => (req.url.includes(STATUS_PATH) ? (app.fetch(req, { info }) as Promise<Response>) : store.current().handle(req, info));
 }
 
 const matchers = new WeakMap<readonly string[], AddressMatcher>();

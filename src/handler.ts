@@ -35,24 +35,28 @@ export interface HandlerParts {
 
 const NO_BODY = new Set(["GET", "HEAD"]);
 export const CLIENT_ID_HEADER = "otoroshi-authenticated-client-id";
+const DEFAULT_WIPE: ReadonlySet<string> = new Set([CLIENT_ID_HEADER]);
 
 async function proxyRoute(ctx: RequestContext, route: CompiledRoute, prefix: string): Promise<Response> {
   // The default client id header is never taken from a client, on any route, so a backend
   // shared by open and protected routes cannot be fooled.
-  const access: Access = { apikey: null, wipeHeaders: [CLIENT_ID_HEADER], wipeQuery: [], wipeCookies: [], setHeaders: [], responseHeaders: [] };
-  for (const stage of route.stages) await stage(ctx, route, access);
+  const access: Access = { apikey: null, wipeHeaders: DEFAULT_WIPE, wipeQuery: null, wipeCookies: null, setHeaders: [], responseHeaders: [] };
+  for (const stage of route.stages) {
+    const pending = stage(ctx, route, access);
+    if (pending) await pending;
+  }
   const target = route.pickTarget();
   const rest = route.stripPath ? stripPrefix(ctx.path, prefix) : ctx.path;
   const headers = backendRequestHeaders(
     ctx.req.headers,
     { clientIp: ctx.info.remoteAddress, trusted: ctx.trusted, secure: ctx.secure, host: ctx.rawHost },
-    access.wipeHeaders.length ? new Set(access.wipeHeaders) : null,
+    access.wipeHeaders,
     access.setHeaders.length ? access.setHeaders : null,
   );
-  if (access.wipeCookies.length) {
+  if (access.wipeCookies !== null) {
     const cookie = headers.get("cookie");
     if (cookie) {
-      const kept = withoutCookies(cookie, new Set(access.wipeCookies));
+      const kept = withoutCookies(cookie, access.wipeCookies);
       if (kept === null) headers.delete("cookie");
       else headers.set("cookie", kept);
     }
@@ -84,7 +88,7 @@ async function proxyRoute(ctx: RequestContext, route: CompiledRoute, prefix: str
     target,
     path: joinPath(route.root, rest),
     search: ctx.search,
-    wipeQuery: access.wipeQuery.length ? new Set(access.wipeQuery) : null,
+    wipeQuery: access.wipeQuery,
     headers,
     preserveHost: route.preserveHost,
     clientHost: ctx.rawHost,

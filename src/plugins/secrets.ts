@@ -1,7 +1,10 @@
 // Client secrets are compared in constant time: both sides are reduced to a SHA-256 digest and
 // compared with timingSafeEqual, so neither content nor length leaks through timing.
 // A stored secret is plain text or "sha256:<64 hex>" (for generated high-entropy secrets).
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash, hash, timingSafeEqual } from "node:crypto";
+
+// One-shot hash: ~2.5× cheaper than createHash().update().digest() on Bun (bench/micro.ts).
+const sha256 = (s: string): Buffer => hash("sha256", s, "buffer") as Buffer;
 
 export const HASHED_PREFIX = "sha256:";
 
@@ -22,7 +25,7 @@ export function secretDigest(stored: string): Buffer {
 
 export function compileSecret(stored: string): SecretMatcher {
   const expected = secretDigest(stored);
-  return (presented) => timingSafeEqual(createHash("sha256").update(presented, "utf8").digest(), expected);
+  return (presented) => timingSafeEqual(sha256(presented), expected);
 }
 
 /** Burns the same work as a real comparison, for unknown client ids (no enumeration by timing). */
@@ -33,5 +36,5 @@ export function dummyCompare(presented: string): void {
 
 /** Constant-time equality of two strings of possibly different lengths. */
 export function safeEqual(a: string, b: string): boolean {
-  return timingSafeEqual(createHash("sha256").update(a).digest(), createHash("sha256").update(b).digest());
+  return timingSafeEqual(sha256(a), sha256(b));
 }

@@ -6,10 +6,11 @@ import type { ApiKeyRecord } from "./apikeys/registry.ts";
 /** What an access stage decided for a request that may proceed. */
 export interface Access {
   apikey: ApiKeyRecord | null;
-  /** Lower-cased request header names to remove before calling the backend. */
-  wipeHeaders: string[];
-  wipeQuery: string[];
-  wipeCookies: string[];
+  /** Lower-cased request header names to remove before calling the backend (sets built at
+   * compile time: a stage assigns one, never builds one per request). */
+  wipeHeaders: ReadonlySet<string>;
+  wipeQuery: ReadonlySet<string> | null;
+  wipeCookies: ReadonlySet<string> | null;
   /** Headers the gateway sets for the backend (after wiping). */
   setHeaders: [string, string][];
   /** Headers added to the client's response (quota counters). */
@@ -21,6 +22,7 @@ export interface RouteInfo {
   readonly groups: ReadonlySet<string>;
 }
 
+/** Returns a promise only when it has to wait (e.g. a shared quota store): most requests stay synchronous. */
 export type AccessStage = (ctx: RequestContext, route: RouteInfo, access: Access) => void | Promise<void>;
 
 /** Verifies an access token issued by this gateway. */

@@ -2,6 +2,7 @@
 // both ways (never buffered); the timeout covers the wait for the backend's response headers,
 // like Otoroshi's call_timeout; failures become GatewayErrors carrying the original error.
 
+import { deadline } from "./deadlines.ts";
 import { GatewayError } from "../errors.ts";
 import type { UpstreamFetch } from "../runtime/types.ts";
 import { clientResponseHeaders } from "./headers.ts";
@@ -122,12 +123,12 @@ export async function forward(opts: ForwardOptions): Promise<Response> {
   }
   let timedOut = false;
   const timeoutMs = opts.timeoutMs;
-  const timer =
+  const cancelTimeout =
     timeoutMs > 0 && Number.isFinite(timeoutMs)
-      ? setTimeout(() => {
+      ? deadline(timeoutMs, () => {
           timedOut = true;
           controller.abort(new DOMException("backend response headers timed out", "TimeoutError"));
-        }, timeoutMs)
+        })
       : undefined;
 
   const init: RequestInit & { duplex?: "half" } = {
@@ -148,7 +149,7 @@ export async function forward(opts: ForwardOptions): Promise<Response> {
   } catch (err) {
     throw upstreamError(err, timedOut);
   } finally {
-    if (timer !== undefined) clearTimeout(timer);
+    if (cancelTimeout !== undefined) cancelTimeout();
   }
 
   const status = upstream.status;

@@ -4,6 +4,7 @@ import { GatewayError, type ErrorCode } from "../../errors.ts";
 import type { RequestContext } from "../../request.ts";
 import type { AccessStage, FailureGuard, QuotaEnforcer, TokenVerifier } from "../types.ts";
 import { authParam } from "../credentials.ts";
+import { CLIENT_ID_HEADER } from "../../handler.ts";
 import { credentialSources, extractCredential, type Credential } from "./extract.ts";
 import type { ApiKeyRecord, ApiKeyRegistry } from "./registry.ts";
 
@@ -37,6 +38,13 @@ export function createApikeysStage(config: ApikeysPluginConfig, deps: ApikeysDep
   const ex = config.extractors;
   const sources = credentialSources(ex);
   const clientIdHeader = config.clientIdHeaderName?.toLowerCase() ?? null;
+  // What to wipe is decided now; a request only picks one of these sets.
+  const idHeaders = [CLIENT_ID_HEADER, ...(clientIdHeader ? [clientIdHeader] : [])];
+  const wipeIdOnly: ReadonlySet<string> = new Set(idHeaders);
+  const wipeAll: ReadonlySet<string> = new Set([...idHeaders, ...sources.headers]);
+  const wipeAllAndAuthorization: ReadonlySet<string> = new Set([...wipeAll, "authorization"]);
+  const wipeQuery: ReadonlySet<string> | null = sources.query.length ? new Set(sources.query) : null;
+  const wipeCookies: ReadonlySet<string> | null = sources.cookies.length ? new Set(sources.cookies) : null;
   const { registry, verifyToken, guard, quotas } = deps;
 
   const authenticate = (cred: Credential, ctx: RequestContext): ApiKeyRecord => {
@@ -77,8 +85,8 @@ export function createApikeysStage(config: ApikeysPluginConfig, deps: ApikeysDep
     }
   };
 
-  return async (ctx, route, access) => {
-    if (clientIdHeader) access.wipeHeaders.push(clientIdHeader); // never copied from the client
+  return (ctx, route, access) => {
+    access.wipeHeaders = wipeIdOnly; // the client id header is never copied from the client
     const cred = extractCredential(ctx, ex);
     if (!cred) {
       if (config.mandatory) throw missing();
@@ -88,22 +96,26 @@ export function createApikeysStage(config: ApikeysPluginConfig, deps: ApikeysDep
     if (!registry.isActive(key, ctx.now)) throw bad("ERR_APIKEY_INVALID", cred.kind === "jwt");
     if (!registry.authorizedOn(key, route)) throw new GatewayError(403, "ERR_APIKEY_UNAUTHORIZED", "API key not authorized on this route");
     if (key.readOnly && !SAFE_METHODS.has(ctx.method)) throw new GatewayError(403, "ERR_FORBIDDEN", "API key is read-only");
-    if (quotas) for (const h of await quotas.consume(key.clientId, key, ctx.now)) access.responseHeaders.push(h);
     access.apikey = key;
     if (config.wipeBackendRequest) {
-      access.wipeHeaders.push(...sources.headers);
-      access.wipeQuery.push(...sources.query);
-      access.wipeCookies.push(...sources.cookies);
-      const authz = ctx.req.headers.get("authorization");
+      access.wipeHeaders = wipeAll;
+      access.wipeQuery = wipeQuery;
+      access.wipeCookies = wipeCookies;
       if (cred.kind === "jwt") {
         // The backend receives the access token in Authorization, wherever the client put it,
         // so it can verify it against the JWKS.
         if (cred.source.name !== "authorization") access.setHeaders.push(["authorization", `Bearer ${cred.token}`]);
-      } else if (authz !== null && (authParam(authz, "basic") !== null || authParam(authz, "bearer")?.startsWith("otoapk_"))) {
+      } else {
+        const authz = ctx.req.headers.get("authorization");
         // Only credentials of ours are wiped; another Authorization (the backend's own) passes.
-        access.wipeHeaders.push("authorization");
+        if (authz !== null && (authParam(authz, "basic") !== null || authParam(authz, "bearer")?.startsWith("otoapk_"))) access.wipeHeaders = wipeAllAndAuthorization;
       }
     }
     if (clientIdHeader) access.setHeaders.push([clientIdHeader, key.clientId]);
+    if (quotas && (key.config.throttlingQuota !== undefined || key.config.dailyQuota !== undefined || key.config.monthlyQuota !== undefined)) {
+      const headers = quotas.consume(key.clientId, key, ctx.now);
+      if (Array.isArray(headers)) access.responseHeaders.push(...headers);
+      else return headers.then((h) => void access.responseHeaders.push(...h));
+    }
   };
 }
