@@ -2,9 +2,9 @@
 # Prices the pieces of the gateway's request path over HTTP: bench/ablation.ts variants (a bare
 # Bun.serve + fetch proxy plus one piece of gateway work each, then all of them), next to the
 # gateway binary's open route, all against the same backend in one run. wrk -t1 -c50, ROUNDS
-# rounds of DURATION, variant order rotated each round, medians. Cost per piece = difference of
-# 1/throughput against the bare variant, in µs per request (on this 2-vCPU box wrk and the
-# backend share the cores, so read these as relative, not absolute, CPU costs).
+# rounds of DURATION, variant order rotated each round, medians. Cost per piece = CPU time the
+# proxy process (all its threads) used per completed request, read from /proc before and after
+# each run, minus the bare variant's: much steadier than throughput on a shared 2-vCPU box.
 #
 #   bash bench/ablation.sh              # ~4 min
 #   SIZE=64k bash bench/ablation.sh     # the same with 64 KiB bodies
@@ -30,13 +30,13 @@ pick_port BE
 start_bg backend "$BUN" "$BENCH_DIR/backend.ts" "$BE"
 wait_http "http://127.0.0.1:$BE/small" 20 || die "backend did not start"
 
-NAMES=(); URLS=()
+NAMES=(); URLS=(); PIDS=()
 i=0
 for v in $VARIANTS; do
   pick_port P
   start_bg "v$i" "$BUN" "$BENCH_DIR/ablation.ts" "$P" "$BE" "$v"
   wait_http "http://127.0.0.1:$P/small" 20 || die "variant $v did not start: $(cat "$T/v$i.log")"
-  NAMES+=("$v"); URLS+=("http://127.0.0.1:$P/$SIZE")
+  NAMES+=("$v"); URLS+=("http://127.0.0.1:$P/$SIZE"); PIDS+=("$LAST_PID")
   i=$((i + 1))
 done
 pick_port GW
@@ -48,6 +48,7 @@ routes:
     backend: { targets: [{ hostname: 127.0.0.1, port: $BE }] }
 YAML
 start_bg gateway "$GW_BIN" --config "$T/otoroshi.yaml" --port "$GW"
+PIDS+=("$LAST_PID")
 wait_http "http://127.0.0.1:$GW/open/small" 20 || die "gateway did not start"
 NAMES+=("gateway-open"); URLS+=("http://127.0.0.1:$GW/open/$SIZE")
 
@@ -58,22 +59,25 @@ for k in $(seq 0 $((N - 1))); do run_wrk "${URLS[$k]}" 1s >/dev/null; done
 for r in $(seq 1 "$ROUNDS"); do
   for j in $(seq 0 $((N - 1))); do
     k=$(((j + r) % N))
-    read -r rps p50 p99 bad <<<"$(run_wrk "${URLS[$k]}" "$DURATION")"
-    printf '%s\t%s\t%s\n' "${NAMES[$k]}" "$r" "$rps" >>"$RESULTS"
-    log "round $r ${NAMES[$k]}: $rps req/s$([ "$bad" = 0 ] || echo " errors: $bad")"
+    c0=$(cpu_ticks "${PIDS[$k]}")
+    read -r rps p50 p99 bad reqs <<<"$(run_wrk "${URLS[$k]}" "$DURATION")"
+    cpu=$(cpu_us_per_req $(($(cpu_ticks "${PIDS[$k]}") - c0)) "$reqs")
+    printf '%s\t%s\t%s\t%s\n' "${NAMES[$k]}" "$r" "$rps" "$cpu" >>"$RESULTS"
+    log "round $r ${NAMES[$k]}: $rps req/s, $cpu CPU µs/request$([ "$bad" = 0 ] || echo " errors: $bad")"
   done
 done
 
-med() { awk -F'\t' -v n="$1" '$1 == n { print $3 }' "$RESULTS" | median; }
+med() { awk -F'\t' -v n="$1" -v f="${2:-3}" '$1 == n { print $f }' "$RESULTS" | median; }
 BASE=$(med none)
+BASE_CPU=$(med none 4)
 echo "## Ablation ($SIZE body)"
 echo
 echo "$(machine_line)"
 echo "wrk -t1 -c${WRK_CONNECTIONS:-50} -d$DURATION, median of $ROUNDS rounds, order rotated each round."
 echo
-echo "| variant | req/s | × bare | µs/request over bare |"
-echo "|---|---|---|---|"
+echo "| variant | req/s | × bare | proxy CPU µs/request | CPU over bare (µs) |"
+echo "|---|---|---|---|---|"
 for n in "${NAMES[@]}"; do
-  v=$(med "$n")
-  echo "| $n | $(kfmt "$v") | $(ratio "$v" "$BASE") | $(awk -v v="$v" -v b="$BASE" 'BEGIN { if (v > 0 && b > 0) printf "%+.1f", 1e6 / v - 1e6 / b; else print "–" }') |"
+  v=$(med "$n"); c=$(med "$n" 4)
+  echo "| $n | $(kfmt "$v") | $(ratio "$v" "$BASE") | $c | $(awk -v c="$c" -v b="$BASE_CPU" 'BEGIN { printf "%+.1f", c - b }') |"
 done

@@ -9,6 +9,7 @@
 //   reqhdr   backendRequestHeaders()                            (proxy/headers.ts)
 //   reshdr   clientResponseHeaders()                            (proxy/headers.ts)
 //   opts     the runtime's fetch options: init spread + redirect/decompress/proxy/tls (runtime/bun.ts)
+//   o-spread, o-decompress, o-proxy, o-tls   each of those options alone
 //   hono     the request goes through a Hono app.all("*") first (gateway.ts)
 //   direct   return the upstream Response itself instead of new Response(body, …)
 import { Hono } from "hono";
@@ -17,7 +18,7 @@ import { backendRequestHeaders, clientResponseHeaders } from "../src/proxy/heade
 const listen = Number(process.argv[2]);
 const origin = `http://127.0.0.1:${Number(process.argv[3])}`;
 const flags = new Set((process.argv[4] ?? "none").split(",").filter((f) => f && f !== "none"));
-const KNOWN = ["ip", "signal", "abort", "timer", "reqhdr", "reshdr", "opts", "hono", "direct"];
+const KNOWN = ["ip", "signal", "abort", "timer", "reqhdr", "reshdr", "opts", "o-spread", "o-decompress", "o-proxy", "o-tls", "hono", "direct"];
 for (const f of flags) if (!KNOWN.includes(f)) throw new Error(`unknown flag ${f}`);
 const on = (f: string) => flags.has(f);
 
@@ -25,7 +26,18 @@ const TLS_OPTIONS = {};
 const plainFetch = (url: string, init: RequestInit) => fetch(url, init);
 const runtimeFetch = (url: string, init: RequestInit) =>
   fetch(url, { ...init, redirect: "manual", decompress: false, proxy: false, tls: TLS_OPTIONS } as RequestInit);
-const upstreamFetch = on("opts") ? runtimeFetch : plainFetch;
+const oneOption = (extra: Record<string, unknown> | null) => (url: string, init: RequestInit) => fetch(url, extra ? ({ ...init, ...extra } as RequestInit) : { ...init });
+const upstreamFetch = on("opts")
+  ? runtimeFetch
+  : on("o-spread")
+    ? oneOption(null)
+    : on("o-decompress")
+      ? oneOption({ decompress: false })
+      : on("o-proxy")
+        ? oneOption({ proxy: false })
+        : on("o-tls")
+          ? oneOption({ tls: TLS_OPTIONS })
+          : plainFetch;
 
 async function proxy(req: Request, ip: string): Promise<Response> {
   const url = req.url;

@@ -140,17 +140,17 @@ run_wrk() {
     END { printf "%.0f %.2f %.2f %d %d\n", rps, p50, p99, bad, reqs }'
 }
 
-# median of the numbers on stdin (one per line).
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+# median of the numbers on stdin (one per line); "–" when there are none.
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "–"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 # ratio A B with two decimals ("–" when B is 0).
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "–"; else printf "%.2f", a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "–" || b == "–" || b + 0 == 0) print "–"; else printf "%.2f", a / b }'; }
 
 # verdict VALUE TARGET → "met" / "missed".
 verdict() { awk -v v="$1" -v t="$2" 'BEGIN { if (v == "–") print "n/a"; else print (v + 0 >= t + 0) ? "met" : "**missed**" }'; }
 
 # thousands: 12345 → 12.3k
-kfmt() { awk -v v="$1" 'BEGIN { if (v >= 1000) printf "%.1fk", v / 1000; else printf "%.0f", v }'; }
+kfmt() { awk -v v="$1" 'BEGIN { if (v == "–") print v; else if (v >= 1000) printf "%.1fk", v / 1000; else printf "%.0f", v }'; }
 
 # RSS of a PID in MiB (one decimal), from /proc.
 rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"; }

@@ -10,7 +10,9 @@
 #
 # Env: DURATION (5s), ROUNDS (3), WARMUP (2s per target and body), WITH_DENO (1: include Deno),
 #      WITH_RAW (1: include the Bun.serve + fetch reference row),
-#      NGINX_WORKERS (auto), OTOROSHI_BIN (dist/otoroshi-lite), MAX_SECONDS (900), KEEP_TMP.
+#      NGINX_WORKERS (auto), OTOROSHI_BIN (dist/otoroshi-lite), MAX_SECONDS (900), KEEP_TMP,
+#      ONLY ("open apikey bearer": a subset of direct nginx bunraw open apikey bearer deno;
+#      ratios need their reference row), SIZES ("small 64k").
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -91,6 +93,7 @@ wait_http "http://127.0.0.1:$NG/small" 20 || die "nginx did not start: $(cat "$T
 if [ "$WITH_RAW" = 1 ]; then
   log "Bun.serve + fetch reference proxy on 127.0.0.1:$RP"
   start_bg rawproxy "$BUN" "$BENCH_DIR/raw-proxy.ts" "$RP" "$BE"
+  RAW_PID=$LAST_PID
   wait_http "http://127.0.0.1:$RP/small" 20 || die "raw proxy did not start: $(cat "$T/rawproxy.log")"
 fi
 
@@ -101,6 +104,7 @@ if [ "$WITH_DENO" = 1 ] && [ -x "$DENO" ]; then
   cd "$ROOT"
   start_bg deno "$DENO" run --quiet --allow-net --allow-read --allow-write --allow-env --allow-sys \
     "--config=$ROOT/deno.json" "$ROOT/src/bin/deno.ts" --config "$T/otoroshi.yaml" --port "$DN"
+  DENO_PID=$LAST_PID
   cd - >/dev/null
   if wait_http "http://127.0.0.1:$DN/open/small" 60; then DENO_OK=1; else log "Deno gateway did not start; skipped: $(tail -3 "$T/deno.log")"; fi
 fi
@@ -128,23 +132,31 @@ expect_status 401 "http://127.0.0.1:$GW/bearer/small"
 [ "$BEARER_OK" = 1 ] && expect_status 200 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$GW/bearer/64k"
 
 # ------------------------------------------------------------------ load
-# name | base URL | Authorization header for the Lua script
-TARGETS=("direct|http://127.0.0.1:$BE|" "nginx|http://127.0.0.1:$NG|")
-[ "$WITH_RAW" = 1 ] && TARGETS+=("bunraw|http://127.0.0.1:$RP|")
-TARGETS+=("open|http://127.0.0.1:$GW/open|" "apikey|http://127.0.0.1:$GW/apikey|$BASIC")
-[ "$BEARER_OK" = 1 ] && TARGETS+=("bearer|http://127.0.0.1:$GW/bearer|Bearer $TOKEN")
-[ "$DENO_OK" = 1 ] && TARGETS+=("deno|http://127.0.0.1:$DN/open|")
-SIZES=(small 64k)
+# name | base URL | PID whose CPU time is the proxy's | Authorization header for the Lua script
+TARGETS=("direct|http://127.0.0.1:$BE|$BACKEND_PID|" "nginx|http://127.0.0.1:$NG|$NGINX_PID|")
+[ "$WITH_RAW" = 1 ] && TARGETS+=("bunraw|http://127.0.0.1:$RP|$RAW_PID|")
+TARGETS+=("open|http://127.0.0.1:$GW/open|$GATEWAY_PID|" "apikey|http://127.0.0.1:$GW/apikey|$GATEWAY_PID|$BASIC")
+[ "$BEARER_OK" = 1 ] && TARGETS+=("bearer|http://127.0.0.1:$GW/bearer|$GATEWAY_PID|Bearer $TOKEN")
+[ "$DENO_OK" = 1 ] && TARGETS+=("deno|http://127.0.0.1:$DN/open|$DENO_PID|")
+read -r -a SIZES <<<"${SIZES:-small 64k}"
+if [ -n "${ONLY:-}" ]; then
+  KEEP=()
+  for spec in "${TARGETS[@]}"; do [[ " $ONLY " == *" ${spec%%|*} "* ]] && KEEP+=("$spec"); done
+  TARGETS=("${KEEP[@]}")
+fi
 LUA="$BENCH_DIR/lua/headers.lua"
 RESULTS="$T/results.tsv"
 : >"$RESULTS"
 
-one() { # one NAME SIZE DURATION → "rps p50 p99 bad"
-  local spec name base auth
+one() { # one NAME SIZE DURATION → "rps p50 p99 bad cpu_us_per_request"
+  local spec name base pid auth c0 out
   for spec in "${TARGETS[@]}"; do
-    IFS='|' read -r name base auth <<<"$spec"
+    IFS='|' read -r name base pid auth <<<"$spec"
     [ "$name" = "$1" ] || continue
-    if [ -n "$auth" ]; then BENCH_AUTHORIZATION="$auth" run_wrk "$base/$2" "$3" "$LUA"; else run_wrk "$base/$2" "$3"; fi
+    c0=$(cpu_ticks "$pid")
+    if [ -n "$auth" ]; then out=$(BENCH_AUTHORIZATION="$auth" run_wrk "$base/$2" "$3" "$LUA"); else out=$(run_wrk "$base/$2" "$3"); fi
+    read -r rps p50 p99 bad reqs <<<"$out"
+    echo "$rps $p50 $p99 $bad $(cpu_us_per_req $(($(cpu_ticks "$pid") - c0)) "$reqs")"
   done
 }
 names() { local s; for s in "${TARGETS[@]}"; do echo "${s%%|*}"; done; }
@@ -152,12 +164,15 @@ names() { local s; for s in "${TARGETS[@]}"; do echo "${s%%|*}"; done; }
 START=$(date +%s)
 log "warm-up: $WARMUP per target and body"
 for n in $(names); do for s in "${SIZES[@]}"; do one "$n" "$s" "$WARMUP" >/dev/null; done; done
+NAMES=($(names))
 for r in $(seq 1 "$ROUNDS"); do
   for s in "${SIZES[@]}"; do
-    for n in $(names); do
-      read -r rps p50 p99 bad <<<"$(one "$n" "$s" "$DURATION")"
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$s" "$r" "$rps" "$p50" "$p99" "$bad" >>"$RESULTS"
-      log "round $r $s $n: $rps req/s p50 ${p50}ms p99 ${p99}ms$([ "$bad" = 0 ] || echo " (errors: $bad)")"
+    # The order rotates each round so that no target always runs first or last.
+    for j in $(seq 0 $((${#NAMES[@]} - 1))); do
+      n=${NAMES[$(((j + r - 1) % ${#NAMES[@]}))]}
+      read -r rps p50 p99 bad cpu <<<"$(one "$n" "$s" "$DURATION")"
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$s" "$r" "$rps" "$p50" "$p99" "$bad" "$cpu" >>"$RESULTS"
+      log "round $r $s $n: $rps req/s p50 ${p50}ms p99 ${p99}ms, ${cpu} CPU µs/req$([ "$bad" = 0 ] || echo " (errors: $bad)")"
     done
   done
 done
@@ -182,14 +197,14 @@ NG_SMALL=$(med nginx small 4); NG_BIG=$(med nginx 64k 4)
 echo "## Proxy throughput"
 echo
 echo "$(machine_line)"
-echo "wrk -t1 -c${WRK_CONNECTIONS:-50} -d$DURATION, median of $ROUNDS rounds (targets interleaved in each round), after a $WARMUP warm-up each; latencies in ms."
+echo "wrk -t1 -c${WRK_CONNECTIONS:-50} -d$DURATION, median of $ROUNDS rounds (targets interleaved, order rotated each round), after a $WARMUP warm-up each; latencies in ms; CPU = user+system time of the serving process (all threads; nginx: master + workers) per request."
 echo
-echo "| target | small req/s | p50 | p99 | × nginx | 64 KiB req/s | p50 | p99 | × nginx |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| target | small req/s | p50 | p99 | CPU µs/req | × nginx | 64 KiB req/s | p50 | p99 | CPU µs/req | × nginx |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for n in $(names); do
   sr=$(med "$n" small 4); br=$(med "$n" 64k 4)
   extra=""; b=$(bad_total "$n"); [ "$b" != 0 ] && extra=" ⚠ $b errors"
-  echo "| $(label "$n")$extra | $(kfmt "$sr") | $(med "$n" small 5) | $(med "$n" small 6) | $(ratio "$sr" "$NG_SMALL") | $(kfmt "$br") | $(med "$n" 64k 5) | $(med "$n" 64k 6) | $(ratio "$br" "$NG_BIG") |"
+  echo "| $(label "$n")$extra | $(kfmt "$sr") | $(med "$n" small 5) | $(med "$n" small 6) | $(med "$n" small 8) | $(ratio "$sr" "$NG_SMALL") | $(kfmt "$br") | $(med "$n" 64k 5) | $(med "$n" 64k 6) | $(med "$n" 64k 8) | $(ratio "$br" "$NG_BIG") |"
 done
 echo
 OPEN_S=$(med open small 4); OPEN_B=$(med open 64k 4)

@@ -3,6 +3,8 @@
 // between this row and the gateway's open route is the gateway's own cost; the gap between this
 // row and nginx is Bun's.
 //   bun bench/raw-proxy.ts LISTEN_PORT TARGET_PORT
+// REUSE_PORT=1: listen with SO_REUSEPORT, so several copies can share LISTEN_PORT (the kernel
+// spreads connections over them: one process per core, as nginx's workers do).
 const listen = Number(process.argv[2]);
 const target = `http://127.0.0.1:${Number(process.argv[3])}`;
 
@@ -10,6 +12,7 @@ const server = Bun.serve({
   hostname: "127.0.0.1",
   port: listen,
   development: false,
+  reusePort: process.env.REUSE_PORT === "1",
   async fetch(req) {
     const url = req.url;
     const path = url.slice(url.indexOf("/", url.indexOf("://") + 3));
@@ -19,3 +22,6 @@ const server = Bun.serve({
 });
 console.log(`listening ${server.port}`);
 for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => { server.stop(true); process.exit(0); });
+
+// A module (not a global script), so its top-level names and await stay its own under tsc.
+export {};
