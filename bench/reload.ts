@@ -3,19 +3,21 @@
 //   bun bench/reload.ts --write FILE     (only writes the generated config, e.g. to profile it)
 //
 // 1. In process: the Reloader on a temp file, alternating two variants so the content changes;
-//    median / p95 / max of the whole reload, and where the time goes (parse, validate, references,
-//    key import, compile).
+//    median / p95 / max of the whole reload, the longest stall of this thread's event loop during
+//    each (a 1 ms timer's lateness: what a request arriving then waits at worst), and where the
+//    time goes, on the worker (parse, validate, references) and on the main thread (compile).
 // 2. Traffic: the real gateway (dist/otoroshi-lite if built, else `bun src/bin/bun.ts`) on
 //    127.0.0.1 in front of an echo backend in this process; a bounded load (wrk if installed,
 //    else 32 fetch workers) measures p50 / p99 / max latency without reloads, then with the file
 //    rewritten every 500 ms. Every process is stopped by PID and the temp dir removed.
 import { spawn, spawnSync, type Subprocess } from "bun";
+import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { isMap, LineCounter, parseDocument } from "yaml";
 import { compileSnapshot } from "../src/config/compile.ts";
-import { loadSnapshot, type LoadOptions } from "../src/config/load.ts";
+import { freezeInSlices, loadSnapshot, type LoadOptions } from "../src/config/load.ts";
 import { parseConfig } from "../src/config/parse.ts";
 import { checkReferences } from "../src/config/references.ts";
 import { configDigest, Reloader } from "../src/config/reload.ts";
@@ -23,8 +25,8 @@ import { Config } from "../src/config/schema.ts";
 import { ConfigStore } from "../src/config/store.ts";
 import { generateKeyPairPem } from "../src/keys/generate.ts";
 import { importKeyPair } from "../src/keys/keyring.ts";
-import { setLogLevel } from "../src/log.ts";
-import { ApiKeyRegistry } from "../src/plugins/apikeys/registry.ts";
+import { addLogTap, setLogLevel } from "../src/log.ts";
+import { ApiKeyRegistry, otoBearerFor } from "../src/plugins/apikeys/registry.ts";
 import { startEchoBackend } from "../tests/helpers/echo-backend.ts";
 import { bunUpstream } from "../tests/helpers/gateway.ts";
 
@@ -99,8 +101,28 @@ function time<T>(fn: () => T): [T, number] {
 
 // ---------------------------------------------------------------- 1. in process
 
+/** The event loop's longest stall while fn runs: how late a 1 ms timer fired, at worst. */
+async function withStallProbe<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  let last = performance.now();
+  let worst = 0;
+  const probe = setInterval(() => {
+    const now = performance.now();
+    worst = Math.max(worst, now - last);
+    last = now;
+  }, 1);
+  try {
+    const v = await fn();
+    worst = Math.max(worst, performance.now() - last);
+    return [v, worst];
+  } finally {
+    clearInterval(probe);
+  }
+}
+
 async function inProcess(dir: string): Promise<void> {
   setLogLevel("error");
+  const events: Record<string, unknown>[] = [];
+  addLogTap((line) => events.push(JSON.parse(line) as Record<string, unknown>), { level: "info" });
   const file = join(dir, "otoroshi.yaml");
   const variants = { a: generate("a", 9), b: generate("b", 9) };
   writeFileSync(file, variants.a);
@@ -111,17 +133,30 @@ async function inProcess(dir: string): Promise<void> {
   const store = new ConfigStore(snapshot);
   const reloader = new Reloader(file, store, lo, configDigest(parsed.config));
   const durations: number[] = [];
-  for (let i = 0; i < RELOADS + 2; i++) {
+  const stalls: number[] = [];
+  const parsers = new Map<string, number>();
+  // Warm-ups until two were parsed by the worker (the first reloads of a fresh process may come
+  // before the worker is up: they parse on this thread). "parsed by" reports what was measured.
+  for (let i = 0, warm = 0; durations.length < RELOADS; i++) {
     writeFileSync(file, i % 2 ? variants.a : variants.b);
     const t = performance.now();
-    const outcome = await reloader.reload("bench");
+    const [outcome, stall] = await withStallProbe(() => reloader.reload("bench"));
     const d = performance.now() - t;
     if (outcome !== "applied") throw new Error(`reload ${i}: ${outcome}`);
-    if (i >= 2) durations.push(d); // the first two warm the JIT up
+    const parser = String(events.filter((e) => e.event === "config.reloaded").at(-1)?.parser);
+    if (warm < 2 || (parser !== "worker" && i < 20)) {
+      if (parser === "worker") warm++;
+      continue;
+    }
+    durations.push(d);
+    stalls.push(stall);
+    parsers.set(parser, (parsers.get(parser) ?? 0) + 1);
   }
   const s = summary(durations);
+  const st = summary(stalls);
   console.log(`initial load: ${ms(initialMs)} ms`);
-  console.log(`reload (in process, ${s.n} runs after 2 warm-ups): median ${s.median} ms, p95 ${s.p95} ms, max ${s.max} ms`);
+  console.log(`reload (in process, ${s.n} runs after warm-ups; parsed by: ${[...parsers].map(([k, v]) => `${k} ${v}`).join(", ")}): median ${s.median} ms, p95 ${s.p95} ms, max ${s.max} ms`);
+  console.log(`longest event-loop stall during a reload: median ${st.median} ms, max ${st.max} ms`);
 
   // Where the time goes, on the same file (each phase on its own, median of 5).
   const text = readFileSync(file, "utf8");
@@ -135,20 +170,35 @@ async function inProcess(dir: string): Promise<void> {
     if (!res.success) throw new Error("invalid");
     const [, tRefs] = time(() => checkReferences(res.data));
     const [p, tParse] = time(() => parseConfig(text, file, { env: {} }));
+    const [json, tJson] = time(() => JSON.stringify(p.config));
+    const [, tSha] = time(() => createHash("sha256").update(json).digest("hex"));
+    const [config, tJsonParse] = time(() => JSON.parse(json) as typeof p.config);
+    const [, tFreeze] = await timeAsync(() => freezeInSlices(config, Infinity));
     const [, tKeys] = time(() => p.config.keypairs.forEach((k) => importKeyPair(k.id, k.privateKey)));
     const [, tRegistry] = time(() => new ApiKeyRegistry(p.config.apikeys));
-    const [, tCompile] = time(() => compileSnapshot(p, file, 2, lo));
-    add("YAML parse (with positions)", tYaml);
-    add("YAML → JS", tJs);
-    add("schema validation (zod)", tZod);
-    add("reference checks", tRefs);
-    add("= parseConfig total", tParse);
-    add("key import (10 pairs)", tKeys);
-    add("API key registry", tRegistry);
-    add("= compileSnapshot total", tCompile);
+    const [, tBearers] = time(() => p.config.apikeys.forEach((k) => otoBearerFor(k.clientId, k.clientSecret)));
+    const [, tCompile] = time(() => compileSnapshot({ ...p, config }, file, 2, lo)); // already frozen, as in a reload
+    add("worker: YAML parse (with positions)", tYaml);
+    add("worker: YAML → JS", tJs);
+    add("worker: schema validation (zod)", tZod);
+    add("worker: reference checks", tRefs);
+    add("worker: = parseConfig total", tParse);
+    add("worker: config → JSON + digest", tJson + tSha);
+    add("main: JSON → config", tJsonParse);
+    add("main: deep freeze (in slices)", tFreeze);
+    add("main: key import (10 pairs)", tKeys);
+    add("main: API key registry", tRegistry);
+    add("(not done: every otoapk_ HMAC)", tBearers);
+    add("main: = compileSnapshot (after the freeze)", tCompile);
   }
   console.log("phases (median of 5, ms):");
-  for (const [k, v] of Object.entries(phases)) console.log(`  ${k.padEnd(30)} ${summary(v).median}`);
+  for (const [k, v] of Object.entries(phases)) console.log(`  ${k.padEnd(38)} ${summary(v).median}`);
+}
+
+async function timeAsync<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const t = performance.now();
+  const v = await fn();
+  return [v, performance.now() - t];
 }
 
 // ---------------------------------------------------------------- 2. traffic
@@ -274,11 +324,12 @@ async function traffic(dir: string): Promise<void> {
     const reloads = () => gw.logs.slice(mark).filter((l) => l.event === "config.reloaded");
     while (reloads().length < writes && Date.now() < deadline) await Bun.sleep(50);
     const rejected = gw.logs.slice(mark).filter((l) => l.event === "config.rejected").length;
+    const byWorker = reloads().filter((l) => l.parser === "worker").length;
     const durs = summary(reloads().map((l) => Number(l.durationMs)));
     const row = (name: string, l: Latency) => `  ${name.padEnd(22)} ${String(l.requests).padStart(8)} req  ${String(l.errors).padStart(3)} err  p50 ${ms(l.p50)} ms  p99 ${ms(l.p99)} ms  max ${ms(l.max)} ms`;
     console.log(row("no reloads", quiet));
     console.log(row(`reload every ${INTERVAL_MS} ms`, busy));
-    console.log(`  ${writes} rewrites, ${reloads().length} reloads applied, ${rejected} rejected; reload in the gateway: median ${durs.median} ms, p95 ${durs.p95} ms, max ${durs.max} ms`);
+    console.log(`  ${writes} rewrites, ${reloads().length} reloads applied (${byWorker} parsed by the worker), ${rejected} rejected; reload in the gateway: median ${durs.median} ms, p95 ${durs.p95} ms, max ${durs.max} ms`);
     console.log(`  extra p99: ${ms(busy.p99 - quiet.p99)} ms; max during reloads / quiet p99: ${(busy.max / quiet.p99).toFixed(1)}x (aim: ≤ 2x)`);
   } finally {
     gw.proc.kill("SIGTERM");

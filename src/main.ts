@@ -5,7 +5,7 @@ import { resolve } from "node:path";
 import { HELP, parseArgs, UsageError, VERSION, type CliOptions } from "./cli.ts";
 import { resolveStateDir } from "./config/compile.ts";
 import { compileParsed, loadSnapshot, parseFile, readConfigBytes, type LoadOptions } from "./config/load.ts";
-import { configDigest, Reloader } from "./config/reload.ts";
+import { configDigest, Reloader, setWorkerFactory } from "./config/reload.ts";
 import { ConfigStore } from "./config/store.ts";
 import { watchConfig } from "./config/watch.ts";
 import type { ParsedConfig } from "./config/parse.ts";
@@ -107,6 +107,8 @@ async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
     log("info", "server.listening", { protocol: "https", host: server.host, port: https.port, names: certs.flatMap((c) => c.serverNames) });
   }
 
+  // Reloads parse and validate in a worker thread, so requests keep flowing during a reload.
+  setWorkerFactory((entry) => runtime.createWorker(entry));
   const reloader = new Reloader(file, store, loadOpts, configDigest(parsed.config));
   const watcher = watchConfig({ file, onChange: (trigger) => void reloader.reload(trigger) });
   watcher.setExtraFiles(snapshot.files);

@@ -29,6 +29,36 @@ export function compileParsed(parsed: ParsedConfig, file: string, generation: nu
   return compileSnapshot(effective, file, generation, opts);
 }
 
+const tick = () => new Promise<void>((r) => setTimeout(r, 0));
+
+/**
+ * Deep-freezes a config as compileSnapshot does, a slice of a few ms at a time with the event
+ * loop served in between (~25 ms in one go at 10,000 API keys). compileSnapshot skips what is
+ * already frozen, so the snapshot ends up exactly as frozen as without this.
+ */
+export async function freezeInSlices(root: unknown, sliceMs = 4): Promise<void> {
+  const stack: unknown[] = [root];
+  let until = performance.now() + sliceMs;
+  let n = 0;
+  while (stack.length) {
+    const o = stack.pop();
+    if (o === null || typeof o !== "object" || Object.isFrozen(o)) continue;
+    Object.freeze(o);
+    for (const v of Object.values(o)) if (v !== null && typeof v === "object") stack.push(v);
+    if (++n % 512 === 0 && performance.now() > until) {
+      await tick();
+      until = performance.now() + sliceMs;
+    }
+  }
+}
+
+/** compileParsed for a reload: the same snapshot, with requests served between its longer steps. */
+export async function compileParsedYielding(parsed: ParsedConfig, file: string, generation: number, opts: LoadOptions): Promise<Snapshot> {
+  await freezeInSlices(parsed.config);
+  await tick();
+  return compileParsed(parsed, file, generation, opts);
+}
+
 export function loadSnapshot(file: string, generation: number, opts: LoadOptions): { snapshot: Snapshot; parsed: ParsedConfig } {
   const parsed = parseFile(file, readConfigBytes(file), opts.env);
   return { snapshot: compileParsed(parsed, file, generation, opts), parsed };

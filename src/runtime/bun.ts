@@ -100,6 +100,18 @@ function upstreamFetch(tls: UpstreamTls = {}): UpstreamFetch {
   return f;
 }
 
+// A binary from `bun build --compile` runs from Bun's embedded file system: each entry point of
+// the build is at /$bunfs/root/<its path under --root, as .js> (package.json `build`: --root src).
+// Its import.meta.url names the build machine's sources instead (--bytecode emits CommonJS),
+// which must not be loaded from disk even when they happen to be there.
+const COMPILED = Bun.main.startsWith("/$bunfs/");
+
+function createWorker(entry: string): Worker {
+  const url = COMPILED ? `/$bunfs/root/${entry.replace(/\.ts$/, ".js")}` : new URL(`../${entry}`, import.meta.url).href;
+  return new Worker(url, { type: "module" });
+}
+
+
 export const runtime: Runtime = {
   name: "bun",
   version: Bun.version,
@@ -111,6 +123,7 @@ export const runtime: Runtime = {
   onSignal(signal: Signal, listener: () => void) {
     process.on(signal, listener);
   },
+  createWorker,
   exit(code: number): never {
     process.exit(code);
   },

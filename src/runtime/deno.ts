@@ -209,6 +209,12 @@ function upstreamFetch(tls: UpstreamTls = {}): UpstreamFetch {
   return f;
 }
 
+/** A module worker (Deno runs only those) with the process's permissions (Deno's default: inherit). */
+function createWorker(entry: string): Worker {
+  return new Worker(new URL(`../${entry}`, import.meta.url).href, { type: "module" });
+}
+
+
 export const runtime: Runtime = {
   name: "deno",
   version: Deno.version.deno,
@@ -218,6 +224,7 @@ export const runtime: Runtime = {
   onSignal(signal: Signal, listener: () => void) {
     Deno.addSignalListener(signal, listener);
   },
+  createWorker,
   exit(code: number): never {
     Deno.exit(code);
   },

@@ -66,5 +66,12 @@ export interface Runtime {
   /** One client per distinct TLS setting; callers cache the result per snapshot. */
   upstreamFetch(tls?: UpstreamTls): UpstreamFetch;
   onSignal(signal: Signal, listener: () => void): void;
+  /**
+   * Starts a Web Worker running one of the program's own modules, named by its path under src/
+   * (e.g. "config/reload-worker.ts"), with the program's permissions. A compiled binary finds
+   * it among its embedded entry points (package.json `build` must list it). A module that
+   * cannot be loaded is reported by an "error" event on the worker, or by a throw.
+   */
+  createWorker(entry: string): Worker;
   exit(code: number): never;
 }
