@@ -121,6 +121,21 @@ async function expectSwitchedToB(gw: GatewayProcess, trigger: string, generation
 
 // ---------------------------------------------------------------- the ways a file changes
 
+describe(`reload: off the request path (${RUNTIME})`, () => {
+  test("reloads are parsed and validated in the worker thread once it is up", async () => {
+    const gw = await start(cfg(A.port));
+    expect(await who(gw)).toBe("A");
+    // The worker needs ~0.1 s to start; until then a reload falls back to the main thread.
+    let parser: unknown;
+    for (let generation = 2; generation <= 6 && parser !== "worker"; generation++) {
+      writeFileSync(gw.file, cfg(generation % 2 === 0 ? B.port : A.port));
+      parser = (await reloaded(gw, generation)).parser;
+    }
+    expect(parser).toBe("worker");
+    expect(gw.logs.some((l) => l.event === "config.worker_failed")).toBe(false);
+  }, TIMEOUT);
+});
+
 describe(`reload: every way of changing the file is noticed (${RUNTIME})`, () => {
   test("an in-place write (truncate + write) switches the route to the new target", async () => {
     const gw = await start(cfg(A.port));
