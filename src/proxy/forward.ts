@@ -5,7 +5,7 @@
 import { deadline } from "./deadlines.ts";
 import { GatewayError } from "../errors.ts";
 import type { UpstreamFetch } from "../runtime/types.ts";
-import { clientResponseHeaders } from "./headers.ts";
+import { clientResponseHeaders, stripResponseHeadersInPlace } from "./headers.ts";
 
 export interface ForwardTarget {
   hostname: string;
@@ -100,6 +100,8 @@ function hasNoBody(method: string, status: number): boolean {
   return method === "HEAD" || status === 204 || status === 304;
 }
 
+let inPlace: boolean | undefined;
+
 export async function forward(opts: ForwardOptions): Promise<Response> {
   const { target, method, headers } = opts;
   const search = opts.wipeQuery ? removeQueryParams(opts.search, opts.wipeQuery) : opts.search;
@@ -157,6 +159,18 @@ export async function forward(opts: ForwardOptions): Promise<Response> {
     // 1xx other than the interim ones the client consumed, or a non-HTTP status: not relayable.
     void upstream.body?.cancel().catch(() => {});
     throw upstreamError(new Error(`backend answered with status ${status}`), false);
+  }
+  if (inPlace !== false && !hasNoBody(method, status)) {
+    // Relaying the backend's Response itself saves a Headers copy and a Response per request
+    // (~2–4 µs on Bun, bench/ablation.sh). Runtimes whose fetch responses have immutable headers
+    // (as the Fetch standard guards them) are detected once and take the copying path.
+    try {
+      stripResponseHeadersInPlace(upstream.headers);
+      inPlace = true;
+      return upstream;
+    } catch {
+      inPlace = false;
+    }
   }
   return new Response(hasNoBody(method, status) ? null : upstream.body, {
     status,

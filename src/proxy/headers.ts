@@ -121,3 +121,11 @@ export function clientResponseHeaders(upstream: Headers): Headers {
   if (named !== null) for (const name of named) out.delete(name);
   return out;
 }
+
+/** clientResponseHeaders without a copy: strips the same fields from `headers` itself. Throws
+ * when the runtime's fetch hands out immutable response headers (the Fetch standard's guard). */
+export function stripResponseHeadersInPlace(headers: Headers): void {
+  const named = connectionNamed(headers.get("connection"));
+  for (let i = 0; i < HOP_BY_HOP.length; i++) headers.delete(HOP_BY_HOP[i]!);
+  if (named !== null) for (const name of named) headers.delete(name);
+}
