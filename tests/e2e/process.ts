@@ -108,15 +108,25 @@ export async function startGateway(yaml: string, opts: { files?: Record<string, 
       }, timeoutMs);
       waiters.push(w);
     });
-  const started = await Promise.race([
-    waitForLog((l) => l.event === "server.listening" && l.protocol === "http", 30_000),
-    proc.exited.then((code) => {
-      throw new Error(`gateway exited with ${code} before listening:\n${rawStderr.join("\n")}`);
-    }),
-  ]);
+  let started: LogLine;
+  let https: LogLine | undefined;
+  try {
+    started = await Promise.race([
+      waitForLog((l) => l.event === "server.listening" && l.protocol === "http", 30_000),
+      proc.exited.then((code) => {
+        throw new Error(`gateway exited with ${code} before listening:\n${rawStderr.join("\n")}`);
+      }),
+    ]);
+    // With server.https, the TLS listener is logged right after the plain one.
+    https = /^\s+https:/m.test(yaml) ? await waitForLog((l) => l.event === "server.listening" && l.protocol === "https", 10_000) : undefined;
+  } catch (e) {
+    // A gateway that never became ready is still stopped by its PID, never left behind.
+    proc.kill("SIGKILL");
+    await proc.exited;
+    if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   const port = Number(started.port);
-  // With server.https, the TLS listener is logged right after the plain one.
-  const https = /^\s+https:/m.test(yaml) ? await waitForLog((l) => l.event === "server.listening" && l.protocol === "https", 10_000) : undefined;
   return {
     proc,
     dir,
