@@ -165,6 +165,14 @@ describe(`command line (${RUNTIME})`, () => {
     expect(bad.stderr.split("\n").filter((l) => l.includes("unknown key")).length).toBe(3);
   });
 
+  test("OTOROSHI_CONFIG names the config file when --config is absent", async () => {
+    const bad = await runCli(["check"], { env: { OTOROSHI_CONFIG: "tests/fixtures/configs/invalid/unknown-keys.yaml" } });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("unknown-keys.yaml:2:3");
+    const ok = await runCli(["check"], { env: { OTOROSHI_CONFIG: "otoroshi.yaml" } });
+    expect(ok.code).toBe(0);
+  });
+
   test("an invalid config at start exits non-zero and lists the problems", async () => {
     const r = await runCli(["--config", "tests/fixtures/configs/invalid/wrong-types.yaml", "--port", "0"]);
     expect(r.code).toBe(1);
