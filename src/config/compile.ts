@@ -66,7 +66,11 @@ function importKeys(config: Config, parsed: ParsedConfig, file: string, stateDir
     }
   });
   const ccs = config.plugins.find((p) => p.plugin === "ClientCredentialService" && p.enabled);
-  const wantsDefault = ccs !== undefined && (ccs.config.defaultKeyPair === DEFAULT_SIGNING_KEY_PAIR || config.apikeys.some((a) => a.metadata["jwt-sign-keypair"] === DEFAULT_SIGNING_KEY_PAIR));
+  const wantsDefault =
+    ccs !== undefined &&
+    (ccs.config.defaultKeyPair === DEFAULT_SIGNING_KEY_PAIR ||
+      ccs.config.previousKeyPairs.includes(DEFAULT_SIGNING_KEY_PAIR) ||
+      config.apikeys.some((a) => a.metadata["jwt-sign-keypair"] === DEFAULT_SIGNING_KEY_PAIR));
   if (wantsDefault && !config.keypairs.some((k) => k.id === DEFAULT_SIGNING_KEY_PAIR)) {
     try {
       const stored = join(stateDir, `${DEFAULT_SIGNING_KEY_PAIR}.key.pem`);
@@ -101,6 +105,8 @@ export function compileSnapshot(parsed: ParsedConfig, file: string, generation: 
   const signingIds = new Set<string>();
   if (ccsConfig) {
     signingIds.add(ccsConfig.config.defaultKeyPair);
+    // Rotation overlap: retired key pairs keep verifying (and stay in the JWKS) but never sign.
+    for (const id of ccsConfig.config.previousKeyPairs) signingIds.add(id);
     for (const a of config.apikeys) if (a.metadata["jwt-sign-keypair"]) signingIds.add(a.metadata["jwt-sign-keypair"]);
   }
   const signingKeys = createKeyring([...signingIds].map((id) => pairs.get(id)).filter((k): k is KeyPair => k !== undefined));

@@ -79,6 +79,9 @@ export function checkReferences(c: Config): ReferenceProblem[] {
         out.push({ path: ["plugins", i, "config", "domain"], message: `not a valid regular expression: ${(e as Error).message}` });
       }
     }
+    cfg.previousKeyPairs.forEach((id, j) => {
+      if (!keyPairIds.has(id) && id !== DEFAULT_SIGNING_KEY_PAIR) out.push({ path: ["plugins", i, "config", "previousKeyPairs", j], message: `unknown key pair "${id}"` });
+    });
     if (!keyPairIds.has(cfg.defaultKeyPair) && cfg.defaultKeyPair !== DEFAULT_SIGNING_KEY_PAIR) {
       out.push({ path: ["plugins", i, "config", "defaultKeyPair"], message: `unknown key pair "${cfg.defaultKeyPair}"` });
     }

@@ -99,6 +99,10 @@ export const ClientCredentialConfig = z
     defaultKeyPair: name("defaultKeyPair").default("otoroshi-jwt-signing").describe("Key pair signing tokens of keys without a jwt-sign-keypair; otoroshi-jwt-signing is generated on first start when not declared"),
     secure: z.boolean().default(true).describe("true: the endpoints answer only over https (or X-Forwarded-Proto: https from a trusted proxy)."),
     issuer: z.url({ protocol: /^https?$/ }).optional().describe("Token issuer; default: the request's scheme and host, as Otoroshi does."),
+    previousKeyPairs: z
+      .array(name("key pair id"))
+      .default([])
+      .describe("Key pairs that no longer sign but still verify tokens and stay in the JWKS: keep the old defaultKeyPair here after a rotation until its tokens have expired"),
     audience: z.string().min(1).default("otoroshi").describe("aud claim of issued tokens; tokens presented on routes must carry it"),
     maxBodySize: z.number().int().min(256).max(10 * 1024 * 1024).default(64 * 1024).describe("Largest token/introspection request body, bytes."),
   })

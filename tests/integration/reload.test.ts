@@ -373,6 +373,23 @@ ${o.pairs.map(([id, p]) => `  - id: ${id}\n    privateKey: |\n${pem(p)}`).join("
     expect(events("config.reloaded")[0]).toMatchObject({ apikeys: 1, keypairs: 1 });
   });
 
+  test("rotating the signing key with previousKeyPairs keeps old tokens valid until the old key is dropped", async () => {
+    const rotating = (kp: string, previous: string[], pairs: [string, string][]) =>
+      keyed({ keys: app, kp, pairs }).replace(`defaultKeyPair: ${kp} }`, `defaultKeyPair: ${kp}, previousKeyPairs: [${previous.join(", ")}] }`);
+    const g = gateway(rotating("k1", [], [["k1", ec]]));
+    const old = await token(g, "app", "s1");
+    expect(await g.rewrite(rotating("k2", ["k1"], [["k1", ec], ["k2", ec2]]))).toBe("applied");
+    expect(await kids(g)).toEqual(["k1", "k2"]);
+    const fresh = await token(g, "app", "s1");
+    expect(JSON.parse(Buffer.from(fresh.split(".")[0], "base64url").toString()).kid).toBe("k2");
+    expect(await targetOf(g, "app.test", as(`Bearer ${old}`))).toBe("a.backend");
+    expect(await targetOf(g, "app.test", as(`Bearer ${fresh}`))).toBe("a.backend");
+    expect(await g.rewrite(rotating("k2", [], [["k2", ec2]]))).toBe("applied");
+    expect(await kids(g)).toEqual(["k2"]);
+    expect(await targetOf(g, "app.test", as(`Bearer ${old}`))).toBe(401);
+    expect(await targetOf(g, "app.test", as(`Bearer ${fresh}`))).toBe("a.backend");
+  });
+
   test("a new route appears and a removed one is gone", async () => {
     const g = gateway(cfg("a.backend"));
     expect(await targetOf(g, "new.test")).toBe(404);
