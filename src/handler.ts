@@ -122,7 +122,11 @@ export function createHandler(parts: HandlerParts): (req: Request, info: ConnInf
     let ctx: RequestContext | null = null;
     try {
       ctx = createContext(req, info, trustedProxies, clock());
+      // (The OAuth sink answers a bad Host in its own RFC 6749 shape.)
       for (const sink of sinks) if (sink.matches(ctx)) return await sink.handle(ctx);
+      // RFC 9112 §3.2: a request with more than one Host field (seen here joined by a comma) or an
+      // invalid one gets 400, never a guess at which host was meant.
+      if (ctx.rawHost.includes(",") || /\s/.test(ctx.rawHost)) throw new GatewayError(400, "ERR_BAD_REQUEST", "Invalid Host header");
       // TRACE echoes the request, credentials included, back to the caller (cross-site
       // tracing); CONNECT would turn the gateway into an open tunnel. Neither is proxied.
       if (ctx.method === "TRACE" || ctx.method === "CONNECT") throw new GatewayError(405, "ERR_METHOD_NOT_ALLOWED", "Method not allowed");

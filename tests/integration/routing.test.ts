@@ -196,3 +196,19 @@ routes:
     gw2.close();
   }
 });
+
+test("a request with two Host values gets 400, not a guess", async () => {
+  const gw3 = buildGateway(`
+routes:
+  - id: r
+    frontend: { domains: [h.test] }
+    backend: { targets: [{ hostname: 127.0.0.1, port: 9 }] }
+`);
+  try {
+    const res = await gw3.call("http://h.test/", { headers: { host: "h.test, other.test" } });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({ "Otoroshi-Error": "Invalid Host header" });
+  } finally {
+    gw3.close();
+  }
+});
