@@ -24,8 +24,6 @@ ensure_tools
 ensure_binary
 T=$BENCH_TMP
 
-USED=()
-pick_port() { local p; while :; do p=$(free_port); [[ " ${USED[*]} " == *" $p "* ]] || break; done; USED+=("$p"); printf -v "$1" '%s' "$p"; }
 pick_port BE
 start_bg backend "$BUN" "$BENCH_DIR/backend.ts" "$BE"
 wait_http "http://127.0.0.1:$BE/small" 20 || die "backend did not start"

@@ -20,8 +20,6 @@ ensure_tools nginx
 ensure_binary
 NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
 T=$BENCH_TMP
-USED=()
-pick_port() { local p; while :; do p=$(free_port); [[ " ${USED[*]} " == *" $p "* ]] || break; done; USED+=("$p"); printf -v "$1" '%s' "$p"; }
 pick_port BE; pick_port GW; pick_port NG; pick_port ST
 
 start_bg backend "$BUN" "$BENCH_DIR/backend.ts" "$BE"

@@ -73,6 +73,15 @@ free_port() {
   die "no free port found"
 }
 
+# pick_port VAR: a free port, distinct from every port picked before in this script.
+PICKED_PORTS=()
+pick_port() {
+  local p
+  while :; do p=$(free_port); [[ " ${PICKED_PORTS[*]} " == *" $p "* ]] || break; done
+  PICKED_PORTS+=("$p")
+  printf -v "$1" '%s' "$p"
+}
+
 # wait_http URL [SECONDS]: until the URL answers with any HTTP status.
 wait_http() {
   local url=$1 max=${2:-20} i code

@@ -29,8 +29,6 @@ ensure_binary
 NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
 T=$BENCH_TMP
 
-PORTS=()
-pick_port() { local p; while :; do p=$(free_port); [[ " ${PORTS[*]} " == *" $p "* ]] || break; done; PORTS+=("$p"); printf -v "$1" '%s' "$p"; }
 pick_port BE; pick_port NG; pick_port GW; pick_port DN; pick_port RP
 
 # ------------------------------------------------------------------ backend

@@ -20,9 +20,7 @@ bench_init "${MAX_SECONDS:-600}"
 ensure_tools
 ensure_binary
 T=$BENCH_TMP
-GW=$(free_port)
-BE=$(free_port)
-while [ "$BE" = "$GW" ]; do BE=$(free_port); done
+pick_port GW; pick_port BE
 
 # The HTTP floor: the same form POST answered by a bare Bun.serve that reads the body and
 # returns a small JSON (bench/backend.ts) — what any Bun endpoint pays before doing any work.

@@ -4,7 +4,7 @@ import { Hono } from "hono";
 import type { ConfigStore } from "./config/store.ts";
 import { errorResponse, GatewayError } from "./errors.ts";
 import { renderError } from "./handler.ts";
-import { compileAddressMatcher, isLoopback, type AddressMatcher } from "./net/cidr.ts";
+import { isLoopback } from "./net/cidr.ts";
 import type { ConnInfo } from "./runtime/types.ts";
 
 type Env = { Bindings: { info: ConnInfo } };
@@ -16,7 +16,7 @@ export function createGateway(store: ConfigStore, extraStatus: () => Record<stri
   app.on(["GET", "HEAD"], STATUS_PATH, (c) => {
     const info = c.env.info;
     const snap = store.current();
-    const trusted = isLoopback(info.remoteAddress) || snapTrusts(snap.config.server.trustedProxies, info.remoteAddress);
+    const trusted = isLoopback(info.remoteAddress) || snap.trustedProxies(info.remoteAddress);
     if (!trusted) return errorResponse(new GatewayError(404, "ERR_ROUTE_NOT_FOUND", "No route found"), c.req.method);
     return c.json({ ...store.status(), ...extraStatus() }, 200, { "cache-control": "no-store" });
   });
@@ -27,9 +27,3 @@ export function createGateway(store: ConfigStore, extraStatus: () => Record<stri
   return (req, info) => (req.url.includes(STATUS_PATH) ? (app.fetch(req, { info }) as Promise<Response>) : store.current().handle(req, info));
 }
 
-const matchers = new WeakMap<readonly string[], AddressMatcher>();
-function snapTrusts(list: readonly string[], ip: string): boolean {
-  let m = matchers.get(list);
-  if (!m) matchers.set(list, (m = compileAddressMatcher(list)));
-  return m(ip);
-}

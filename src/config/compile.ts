@@ -8,7 +8,7 @@ import { createKeyring, importKeyPair, KeyImportError, type KeyPair, type Keyrin
 import { generateKeyPairPem } from "../keys/generate.ts";
 import { loadOrCreateKeyPair, StateDirError } from "../keys/state.ts";
 import { log } from "../log.ts";
-import { compileAddressMatcher } from "../net/cidr.ts";
+import { compileAddressMatcher, type AddressMatcher } from "../net/cidr.ts";
 import { createApikeysStage } from "../plugins/apikeys/index.ts";
 import { ApiKeyRegistry } from "../plugins/apikeys/registry.ts";
 import { createClientCredentialService } from "../plugins/client-credentials/index.ts";
@@ -44,6 +44,8 @@ export interface Snapshot {
   readonly keyring: Keyring;
   readonly signingKeys: Keyring;
   readonly counts: { routes: number; apikeys: number; keypairs: number };
+  /** server.trustedProxies, compiled. */
+  readonly trustedProxies: AddressMatcher;
   handle(req: Request, info: ConnInfo): Promise<Response>;
 }
 
@@ -169,6 +171,7 @@ export function compileSnapshot(parsed: ParsedConfig, file: string, generation: 
     keyring,
     signingKeys,
     counts: { routes: config.routes.length, apikeys: config.apikeys.length, keypairs: pairs.size },
+    trustedProxies,
     handle,
   });
 }

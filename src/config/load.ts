@@ -29,7 +29,8 @@ export function compileParsed(parsed: ParsedConfig, file: string, generation: nu
   return compileSnapshot(effective, file, generation, opts);
 }
 
-const tick = () => new Promise<void>((r) => setTimeout(r, 0));
+/** Lets requests in flight progress between the steps of a big reload. */
+export const tick = () => new Promise<void>((r) => setTimeout(r, 0));
 
 /**
  * Deep-freezes a config as compileSnapshot does, a slice of a few ms at a time with the event

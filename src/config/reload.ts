@@ -10,14 +10,13 @@ import { readFileSync } from "node:fs";
 import { ConfigError, formatProblem, type ConfigProblem } from "../errors.ts";
 import { log } from "../log.ts";
 import type { Snapshot } from "./compile.ts";
-import { compileParsedYielding, parseFile, readConfigBytes, type LoadOptions } from "./load.ts";
+import { compileParsedYielding, parseFile, readConfigBytes, tick, type LoadOptions } from "./load.ts";
 import { parseConfig, sha256Hex, type ParsedConfig, type Path } from "./parse.ts";
 import type { ParseReply, ParseRequest, ReadyMessage } from "./reload-worker.ts";
 import type { ConfigStore } from "./store.ts";
 
 export type ReloadOutcome = "applied" | "unchanged" | "rejected" | "superseded";
 
-const tick = () => new Promise<void>((r) => setTimeout(r, 0));
 
 /** Digest of the effective config (after ${…} substitution), to skip no-op reloads. */
 export function configDigest(config: unknown): string {

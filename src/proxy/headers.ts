@@ -115,10 +115,8 @@ export function backendRequestHeaders(
  * the bytes streamed back.
  */
 export function clientResponseHeaders(upstream: Headers): Headers {
-  const named = connectionNamed(upstream.get("connection"));
   const out = new Headers(upstream);
-  for (let i = 0; i < HOP_BY_HOP.length; i++) out.delete(HOP_BY_HOP[i]!);
-  if (named !== null) for (const name of named) out.delete(name);
+  stripResponseHeadersInPlace(out);
   return out;
 }
 

@@ -1,41 +1,24 @@
 // Two real gateway processes sharing quota counters through a real redis-server: a daily quota
 // of 100 allows exactly 100 calls between them. Skipped with a notice without redis-server.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { spawn, type Subprocess } from "bun";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { startEchoBackend, type EchoBackend } from "../helpers/echo-backend.ts";
 import { basic } from "../helpers/gateway.ts";
+import { hasRedis, REDIS, startRedis, type RedisProc } from "../helpers/redis.ts";
 import { RUNTIME, startGateway, type GatewayProcess } from "./process.ts";
 
-const REDIS = "/usr/bin/redis-server";
-const hasRedis = existsSync(REDIS);
 if (!hasRedis) console.warn(`SKIP: shared quota e2e needs ${REDIS} (apt-get install -y redis-server)`);
 
 let be: EchoBackend;
-let redis: Subprocess | undefined;
-let redisDir = "";
+let redis: RedisProc | undefined;
 const gws: GatewayProcess[] = [];
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 beforeAll(async () => {
   if (!hasRedis) return;
   be = await startEchoBackend();
-  const port = await freePort();
-  redisDir = mkdtempSync(join(tmpdir(), "oto-redis-"));
-  redis = spawn([REDIS, "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", redisDir], { stdout: "ignore", stderr: "ignore" });
+  redis = await startRedis();
   const yaml = `
 server:
-  store: redis://127.0.0.1:${port}
+  store: redis://127.0.0.1:${redis.port}
   storeUnavailable: closed
 routes:
   - id: api
@@ -45,7 +28,7 @@ routes:
 apikeys:
   - { clientId: shared, clientSecret: shared-secret, dailyQuota: 100 }
 `;
-  // "closed": until Redis answers, calls get 503 — wait for the first 200 before counting.
+  // "closed": until a gateway has connected, calls get 503 — wait for the first 200 before counting.
   for (let i = 0; i < 2; i++) gws.push(await startGateway(yaml));
   const deadline = Date.now() + 10_000;
   for (;;) {
@@ -57,9 +40,7 @@ apikeys:
 });
 afterAll(async () => {
   for (const g of gws) await g.stop();
-  redis?.kill("SIGTERM");
-  await redis?.exited;
-  if (redisDir) rmSync(redisDir, { recursive: true, force: true });
+  await redis?.stop();
   await be?.stop();
 });
 

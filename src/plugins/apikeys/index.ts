@@ -112,7 +112,8 @@ export function createApikeysStage(config: ApikeysPluginConfig, deps: ApikeysDep
       }
     }
     if (clientIdHeader) access.setHeaders.push([clientIdHeader, key.clientId]);
-    if (quotas && (key.config.throttlingQuota !== undefined || key.config.dailyQuota !== undefined || key.config.monthlyQuota !== undefined)) {
+    if (quotas) {
+      // Synchronous for keys without quotas and for the in-memory store: no await on the hot path.
       const headers = quotas.consume(key.clientId, key, ctx.now);
       if (Array.isArray(headers)) access.responseHeaders.push(...headers);
       else return headers.then((h) => void access.responseHeaders.push(...h));

@@ -1,8 +1,6 @@
 // The Redis backend against a real redis-server started here (127.0.0.1, a free port, no
 // persistence) and stopped by PID. Skipped with a message when redis-server is not installed.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { ApiKey } from "../../../src/config/schema.ts";
@@ -10,56 +8,15 @@ import { GatewayError } from "../../../src/errors.ts";
 import { getLogLevel, setLogLevel, setLogSink } from "../../../src/log.ts";
 import { ApiKeyRegistry, type ApiKeyRecord } from "../../../src/plugins/apikeys/registry.ts";
 import { createQuotaEnforcer, type QuotaEnforcerHandle } from "../../../src/limits/quotas.ts";
-import { encodeCommand, parseRedisUrl, parseReply, RedisClient, RedisError } from "../../../src/limits/redis.ts";
+import { encodeCommand, parseRedisUrl, parseReply, RedisError } from "../../../src/limits/redis.ts";
+import { freePort, hasRedis, REDIS, startRedis, type RedisProc } from "../../helpers/redis.ts";
 
-const REDIS = "/usr/bin/redis-server";
-const hasRedis = existsSync(REDIS);
 if (!hasRedis) console.warn(`SKIP: Redis quota tests need ${REDIS} (apt-get install -y redis-server)`);
 
 const T = Date.parse("2026-03-10T12:00:00.000Z");
 const key = (limits: { throttlingQuota?: number; dailyQuota?: number; monthlyQuota?: number }, clientId = "app"): ApiKeyRecord =>
   new ApiKeyRegistry([ApiKey.parse({ clientId, clientSecret: "s", ...limits })]).get(clientId)!;
 const headers = (list: [string, string][]) => Object.fromEntries(list.map(([k, v]) => [k.toLowerCase(), v]));
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-interface RedisProc {
-  port: number;
-  proc: ChildProcess;
-  stop(): Promise<void>;
-}
-
-async function startRedis(port?: number, extra: string[] = []): Promise<RedisProc> {
-  const p = port ?? (await freePort());
-  const proc = spawn(REDIS, ["--port", String(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmpdir(), ...extra], { stdio: "ignore" });
-  const exited = new Promise<void>((r) => proc.once("exit", () => r()));
-  const probe = new RedisClient(parseRedisUrl(`redis://127.0.0.1:${p}`), 200);
-  for (let i = 0; ; i++) {
-    try {
-      await probe.command(["PING"]);
-      break;
-    } catch (err) {
-      if (err instanceof RedisError) break; // NOAUTH: up, and wants a password
-      if (i > 100) throw new Error(`redis-server on port ${p} did not start`);
-      await Bun.sleep(50);
-    }
-  }
-  probe.close();
-  return {
-    port: p,
-    proc,
-    async stop() {
-      proc.kill("SIGTERM");
-      await exited;
-    },
-  };
-}
 
 describe("RESP", () => {
   test("encodes commands as arrays of bulk strings (byte lengths)", () => {
