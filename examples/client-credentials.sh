@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The seed tutorial (DESIGN.md §4) as a script, curl only:
+# The seed tutorial (the bundled otoroshi.yaml) as a script, curl only:
 #   1. the JWKS lists the signing key,  2. the route refuses a call without a token,
 #   3. the token endpoint issues a Bearer token,  4. the call with it reaches the backend,
 #      which sees the Authorization header.

@@ -1,4 +1,4 @@
-// DESIGN §9: only src/runtime and src/bin may use a runtime's globals; everything else is written
+// docs/architecture.md (runtime boundary): only src/runtime and src/bin may use a runtime's globals; everything else is written
 // against Web standards and node:* so Bun and Deno run the same files.
 import { expect, test } from "bun:test";
 import { readdirSync, readFileSync, statSync } from "node:fs";
