@@ -8,7 +8,7 @@ import { forward, type ForwardTarget } from "./proxy/forward.ts";
 import { backendRequestHeaders } from "./proxy/headers.ts";
 import { joinPath, stripPrefix } from "./proxy/url.ts";
 import { createContext, type RequestContext } from "./request.ts";
-import type { Router } from "./router/router.ts";
+import { ambiguity, type Router } from "./router/router.ts";
 import type { ConnInfo } from "./runtime/types.ts";
 
 export interface CompiledRoute extends RouteInfo {
@@ -126,13 +126,18 @@ export function createHandler(parts: HandlerParts): (req: Request, info: ConnInf
       for (const sink of sinks) if (sink.matches(ctx)) return await sink.handle(ctx);
       // RFC 9112 §3.2: a request with more than one Host field (seen here joined by a comma) or an
       // invalid one gets 400, never a guess at which host was meant.
-      if (ctx.rawHost.includes(",") || /\s/.test(ctx.rawHost)) throw new GatewayError(400, "ERR_BAD_REQUEST", "Invalid Host header");
+      // Userinfo in an absolute-form target's authority is an error too (RFC 9110 §4.2.4).
+      if (ctx.rawHost.includes(",") || ctx.rawHost.includes("@") || /\s/.test(ctx.rawHost)) throw new GatewayError(400, "ERR_BAD_REQUEST", "Invalid Host header");
+      // A path with no canonical form is refused, never guessed at (router/path.ts).
+      if (ctx.pathProblem !== null) throw new GatewayError(400, "ERR_BAD_REQUEST", ctx.pathProblem);
       // TRACE echoes the request, credentials included, back to the caller (cross-site
       // tracing); CONNECT would turn the gateway into an open tunnel. Neither is proxied.
       if (ctx.method === "TRACE" || ctx.method === "CONNECT") throw new GatewayError(405, "ERR_METHOD_NOT_ALLOWED", "Method not allowed");
       const m = router.match(ctx.host, ctx.path, ctx.method);
       if (m === null) throw new GatewayError(404, "ERR_ROUTE_NOT_FOUND", "No route found");
       if (m.kind === "method") throw new GatewayError(405, "ERR_METHOD_NOT_ALLOWED", "Method not allowed on this route", { allow: m.allow.join(", ") });
+      const ambiguous = ambiguity(router, ctx.host, ctx.path, ctx.method, m);
+      if (ambiguous !== null) throw new GatewayError(400, "ERR_BAD_REQUEST", ambiguous);
       return await proxyRoute(ctx, m.route, m.prefix);
     } catch (e) {
       return renderError(e, ctx);

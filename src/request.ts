@@ -2,17 +2,26 @@
 import type { ConnInfo } from "./runtime/types.ts";
 import type { AddressMatcher } from "./net/cidr.ts";
 import { parseCookies } from "./plugins/credentials.ts";
+import { canonicalPath, isPathProblem } from "./router/path.ts";
 
 export interface RequestContext {
   readonly req: Request;
   readonly info: ConnInfo;
   readonly method: string;
-  /** Host header as received (may carry a port). */
+  /**
+   * The target URI's authority (may carry a port): the Host header as received, or an
+   * absolute-form request target's authority, which wins over Host (RFC 9112 §3.2.2).
+   */
   readonly rawHost: string;
   /** Lower-cased host without port or trailing dot. */
   readonly host: string;
-  /** Path as in the URL (percent-encoding kept, dot segments resolved by URL parsing). */
+  /**
+   * The canonical path (router/path.ts): what the router matches and the backend receives.
+   * When `pathProblem` is set, the path as received, for the sinks' own 4xx only.
+   */
   readonly path: string;
+  /** Why the path has no canonical form (the handler answers 400), or null. */
+  readonly pathProblem: string | null;
   /** "?…" or "". */
   readonly search: string;
   /** The socket peer is one of server.trustedProxies. */
@@ -40,8 +49,9 @@ export function hostOf(hostHeader: string): string {
 }
 
 function splitUrl(url: string): { authority: string; path: string; search: string } {
-  // Faster than new URL() and enough: the runtime already produced an absolute, normalised URL.
-  const s = url.indexOf("://");
+  // Faster than new URL(), which would also rewrite the path: req.url is "scheme://authority/…"
+  // as the runtime built it, or the bare request target when Bun could not build one.
+  const s = url.charCodeAt(0) === 47 ? -1 : url.indexOf("://");
   const start = s < 0 ? 0 : s + 3;
   let p = url.indexOf("/", start);
   const q0 = url.indexOf("?", start);
@@ -56,8 +66,14 @@ function splitUrl(url: string): { authority: string; path: string; search: strin
 }
 
 export function createContext(req: Request, info: ConnInfo, trustedProxies: AddressMatcher, now: number): RequestContext {
-  const { authority, path, search } = splitUrl(req.url);
-  const rawHost = req.headers.get("host") ?? authority;
+  const { authority, path: received, search } = splitUrl(req.url);
+  const header = req.headers.get("host");
+  // RFC 9112 §3.2.2: the authority of an absolute-form target (the adapter reports it) wins over
+  // Host. Two Host values or an invalid one stay visible so the handler refuses them (§3.2).
+  const rawHost = header !== null && /[,\s]/.test(header) ? header : (info.authority ?? header ?? authority);
+  const path = canonicalPath(received);
+  // The asterisk form is OPTIONS's only (RFC 9112 §3.2.4); the router matches no route on it.
+  const pathProblem = isPathProblem(path) ? path.problem : path === "*" && req.method !== "OPTIONS" ? "Invalid request path: '*' is for OPTIONS only" : null;
   const trusted = trustedProxies(info.remoteAddress);
   let secure = info.secure;
   let clientIp = info.remoteAddress;
@@ -82,7 +98,8 @@ export function createContext(req: Request, info: ConnInfo, trustedProxies: Addr
     method: req.method,
     rawHost,
     host: hostOf(rawHost),
-    path,
+    path: isPathProblem(path) ? received : path,
+    pathProblem,
     search,
     trusted,
     secure,

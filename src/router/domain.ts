@@ -1,5 +1,8 @@
 // A frontend domain is "host" or "host/path" as in Otoroshi ("api.example.com/v1",
-// "*.example.com"). Hosts compare case-insensitively (RFC 9110 §4.2.3) and without the port.
+// "*.example.com"). Hosts compare case-insensitively (RFC 9110 §4.2.3) and without the port;
+// paths are canonicalised at compile time with the function requests go through, so
+// "api.test/%61dmin" protects exactly what "api.test/admin" does.
+import { canonicalPath, isPathProblem } from "./path.ts";
 
 export interface DomainSpec {
   /** Lower-cased host without the wildcard label, e.g. "example.com" for "*.example.com". */
@@ -27,15 +30,21 @@ export function parseDomain(text: string): { ok: true; spec: DomainSpec } | { ok
   if (host.endsWith(".")) host = host.slice(0, -1);
   const labels = host.split(".");
   if (!host || !labels.every((l) => LABEL.test(l))) return { ok: false, message: `domain "${text}" is not a valid host name (use "*.example.com" for a wildcard)` };
-  path = normalisePrefix(path);
-  return { ok: true, spec: { host, wildcard, path } };
+  const prefix = normalisePrefix(path);
+  if (typeof prefix !== "string") return { ok: false, message: prefix.message };
+  return { ok: true, spec: { host, wildcard, path: prefix } };
 }
 
-export function normalisePrefix(path: string): string {
-  let p = path.replace(/\/{2,}/g, "/");
-  if (!p.startsWith("/")) p = "/" + p;
-  if (p.length > 1 && p.endsWith("/")) p = p.slice(0, -1);
-  return p;
+/**
+ * A domain's path as a route prefix: canonical (see path.ts), without a trailing '/'. An
+ * encoded '/' or '\\' or a ';' is refused: lenient backends read them as separators, so
+ * requests under such a prefix would be refused as ambiguous (handler.ts).
+ */
+export function normalisePrefix(path: string): string | { message: string } {
+  const c = canonicalPath(path);
+  if (isPathProblem(c)) return { message: `the path of a domain is invalid: ${c.reason}` };
+  if (/%2F|%5C|;/.test(c)) return { message: "the path of a domain may not contain ';' or an encoded '/' or '\\' (backends read them as separators)" };
+  return c.length > 1 && c.endsWith("/") ? c.slice(0, -1) : c;
 }
 
 export function domainKey(spec: DomainSpec): string {

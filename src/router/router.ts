@@ -2,6 +2,7 @@
 // specific suffix first); within a host, the longest path prefix on whole segments wins
 // (`/api` matches `/api` and `/api/x`, never `/apix` — Otoroshi W29).
 import { parseDomain } from "./domain.ts";
+import { lenientReading } from "./path.ts";
 
 export interface RouteEntry<R> {
   readonly route: R;
@@ -21,8 +22,9 @@ export interface RouterInput<R> {
   methods?: readonly string[];
 }
 
+// `path` is canonical (router/path.ts), as the prefixes are; "*" (OPTIONS's asterisk form) matches none.
 function pathMatches(path: string, prefix: string): boolean {
-  if (prefix === "/") return true;
+  if (prefix === "/") return path.charCodeAt(0) === 47;
   return path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47 /* / */);
 }
 
@@ -77,4 +79,19 @@ export class Router<R> {
     if (allow) return { kind: "method", allow: [...(allow as Set<string>)].sort() };
     return null;
   }
+}
+
+/**
+ * null when a lenient backend's reading of `path` (router/path.ts lenientReading) lands where
+ * the gateway's does: same route, same prefix. Otherwise why the request is refused: routing
+ * on one reading while the backend acts on another would let `/admin;x/users` or
+ * `/pub%2F..%2Fadmin` past a route's plugins or out of its prefix.
+ */
+export function ambiguity<R>(router: Router<R>, host: string, path: string, method: string, chosen: { route: R; prefix: string }): string | null {
+  const reading = lenientReading(path);
+  if (reading === null) return null;
+  if (typeof reading !== "string") return reading.problem;
+  const other = router.match(host, reading, method);
+  if (other !== null && other.kind === "route" && other.route === chosen.route && other.prefix === chosen.prefix) return null;
+  return "Ambiguous request path: a backend that reads ';' or an encoded '/' or '\\' as a separator would route it elsewhere";
 }

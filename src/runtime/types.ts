@@ -8,6 +8,11 @@ export interface ConnInfo {
   remoteAddress: string;
   /** True when the request arrived over TLS on this listener. */
   secure: boolean;
+  /**
+   * The authority of an absolute-form request target (`GET http://api.test/x`), which wins
+   * over Host (RFC 9112 §3.2.2). Absent for origin-form, or when the runtime hides it.
+   */
+  authority?: string;
 }
 
 export type Handler = (req: Request, info: ConnInfo) => Response | Promise<Response>;

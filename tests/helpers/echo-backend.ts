@@ -20,6 +20,7 @@
 // combined into one value (RFC 9110 §5.3), Cookie lines joined with "; ".
 
 import { createHash } from "node:crypto";
+import { createServer, type AddressInfo, type Socket } from "node:net";
 import { gzipSync } from "node:zlib";
 
 export interface EchoBackend {
@@ -186,5 +187,68 @@ export async function startEchoBackend(): Promise<EchoBackend> {
     async stop() {
       await server.stop(true);
     },
+  };
+}
+
+// ------------------------------------------------------------------------------ raw backend
+
+/** What a RawBackend saw of one request: its request line and header lines, as sent on the wire. */
+export interface RawSeen {
+  line: string;
+  headers: [string, string][];
+}
+
+export interface RawBackend {
+  port: number;
+  /** Every request received, in order. */
+  seen: RawSeen[];
+  stop(): Promise<void>;
+}
+
+/**
+ * A backend on a bare node:net socket, for tests about the exact bytes a backend receives (an
+ * HTTP server library would parse and normalise the request target first). It reads one request
+ * head per connection, ignores any body, and answers 200 with the RawSeen as JSON, closing
+ * the connection.
+ */
+export async function startRawBackend(): Promise<RawBackend> {
+  const seen: RawSeen[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => {});
+    let head = "";
+    let answered = false;
+    socket.on("data", (chunk: Buffer) => {
+      if (answered) return;
+      head += chunk.toString("latin1");
+      const end = head.indexOf("\r\n\r\n");
+      if (end < 0) {
+        if (head.length > 64 * 1024) socket.destroy();
+        return;
+      }
+      const [line, ...fields] = head.slice(0, end).split("\r\n");
+      const headers = fields.map((f): [string, string] => {
+        const colon = f.indexOf(":");
+        return [f.slice(0, colon).toLowerCase(), f.slice(colon + 1).trim()];
+      });
+      const entry: RawSeen = { line, headers };
+      seen.push(entry);
+      answered = true;
+      const body = JSON.stringify(entry);
+      socket.end(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    seen,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }

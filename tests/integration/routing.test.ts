@@ -212,3 +212,35 @@ routes:
     gw3.close();
   }
 });
+
+describe("absolute-form request targets (RFC 9112 §3.2.2: the target's authority wins over Host)", () => {
+  // The runtime adapter reports an absolute-form target's authority in ConnInfo.authority; these
+  // calls stand for `GET http://<authority>/… HTTP/1.1` with a different Host.
+  test("routing, preserveHost and X-Forwarded-Host all use the authority", async () => {
+    const res = await gw.call("http://api.example.com/x", { headers: { host: "api.example.com" } }, { authority: "keep-host.test:9999" });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as EchoBody;
+    const h = new Map(body.headers);
+    expect(h.get("host")).toBe("keep-host.test:9999");
+    expect(h.get("x-forwarded-host")).toBe("keep-host.test:9999");
+    const other = await gw.call("http://keep-host.test/x", { headers: { host: "keep-host.test" } }, { authority: "nope.test" });
+    expect(other.status).toBe(404);
+  });
+
+  test("userinfo in the authority gets 400 (RFC 9110 §4.2.4); two Host values still get 400", async () => {
+    const userinfo = await gw.call("http://api.example.com/x", { headers: { host: "api.example.com" } }, { authority: "user@api.example.com" });
+    expect(userinfo.status).toBe(400);
+    expect(await userinfo.json()).toEqual({ "Otoroshi-Error": "Invalid Host header" });
+    const twoHosts = await gw.call("http://api.example.com/x", { headers: { host: "api.example.com, keep-host.test" } }, { authority: "api.example.com" });
+    expect(twoHosts.status).toBe(400);
+  });
+});
+
+test("the canonical path is what is matched, stripped and joined to root", async () => {
+  const { body } = await echo("http://api.example.com//v1//us%65rs/./x/..?y=//z");
+  expect(body.path).toBe("/base/users/");
+  expect(body.query).toBe("?y=//z");
+  const res = await gw.call("http://api.example.com/v1/%zz");
+  expect(res.status).toBe(400);
+  expect(await res.json()).toEqual({ "Otoroshi-Error": "Invalid request path: malformed percent-encoding" });
+});
