@@ -19,9 +19,9 @@ export function parseDomain(text: string): { ok: true; spec: DomainSpec } | { ok
   const slash = raw.indexOf("/");
   let host = (slash < 0 ? raw : raw.slice(0, slash)).toLowerCase();
   let path = slash < 0 ? "/" : raw.slice(slash);
-  if (/^[a-z]+:\/\//i.test(raw)) return { ok: false, message: `domain "${text}" must not contain a scheme; write "host" or "host/path"` };
-  if (host.includes(":")) return { ok: false, message: `domain "${text}" must not contain a port; hosts match whatever the port` };
-  if (path.includes("?") || path.includes("#")) return { ok: false, message: `domain "${text}": the path may not contain '?' or '#'` };
+  if (/^[a-z]+:\/\//i.test(raw)) return { ok: false, message: 'a domain must not contain a scheme; write "host" or "host/path"' };
+  if (host.includes(":")) return { ok: false, message: "a domain must not contain a port; hosts match whatever the port" };
+  if (path.includes("?") || path.includes("#")) return { ok: false, message: "the path of a domain may not contain '?' or '#'" };
   let wildcard = false;
   if (host.startsWith("*.")) {
     wildcard = true;
@@ -29,7 +29,7 @@ export function parseDomain(text: string): { ok: true; spec: DomainSpec } | { ok
   }
   if (host.endsWith(".")) host = host.slice(0, -1);
   const labels = host.split(".");
-  if (!host || !labels.every((l) => LABEL.test(l))) return { ok: false, message: `domain "${text}" is not a valid host name (use "*.example.com" for a wildcard)` };
+  if (!host || !labels.every((l) => LABEL.test(l))) return { ok: false, message: 'a domain must be a valid host name (use "*.example.com" for a wildcard)' };
   const prefix = normalisePrefix(path);
   if (typeof prefix !== "string") return { ok: false, message: prefix.message };
   return { ok: true, spec: { host, wildcard, path: prefix } };

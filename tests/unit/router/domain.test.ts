@@ -35,6 +35,14 @@ describe("frontend domain paths are canonical, as request paths are", () => {
     expect(refusal("api.test/a%00")).toBe("the path of a domain is invalid: NUL byte");
   });
 
+  test("no refusal quotes the domain it refuses", () => {
+    for (const d of ["http://secret-host.test", "secret-host.test:8080", "secret host", "secret-host.test/a?b", "secret-host.test/%zz", "secret-host.test/a;b"]) {
+      const message = refusal(d);
+      expect(message).not.toBeNull();
+      expect(message!).not.toContain("secret");
+    }
+  });
+
   test("the router matches a request path against the canonical prefix", () => {
     const router = new Router([
       { route: "open", domains: ["shared.test"] },
