@@ -50,7 +50,7 @@ export function hostOf(hostHeader: string): string {
 
 function splitUrl(url: string): { authority: string; path: string; search: string } {
   // Faster than new URL(), which would also rewrite the path: req.url is "scheme://authority/…"
-  // as the runtime built it, or the bare request target when Bun could not build one.
+  // as the runtime built it, or the bare request target when the runtime could not build one.
   const s = url.charCodeAt(0) === 47 ? -1 : url.indexOf("://");
   const start = s < 0 ? 0 : s + 3;
   let p = url.indexOf("/", start);

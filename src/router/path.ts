@@ -72,14 +72,16 @@ function encodeCodePoint(cp: number): string {
 }
 
 // A segment with a malformed or NUL escape is kept as this marker and the problem reported only
-// if the segment survives dot-segment removal: Bun's URL parser drops `/a%zz/..` to `/` before
-// the gateway sees it, so Deno, which hands over the raw target, must agree.
+// if the segment survives dot-segment removal: a listener that parses the target as a WHATWG URL
+// drops `/a%zz/..` to `/` before the gateway sees it, and one that hands over the raw target
+// must get the same answer.
 const BAD_ESCAPE = "\u0000m";
 const BAD_NUL = "\u0000n";
 
 /**
- * RFC 3986 §5.2.4 over segments (an empty segment counts, as in the WHATWG URL parser Bun
- * applies before the gateway sees a request, so both runtimes agree on `/a//../b` = `/a/b`),
+ * RFC 3986 §5.2.4 over segments (an empty segment counts, as in the WHATWG URL parser some
+ * listeners apply before the gateway sees a request, so raw and parsed targets agree on
+ * `/a//../b` = `/a/b`),
  * then slashes merged. A `..` at the root stays at the root (§5.4.2: "/../g" → "/g").
  */
 function join(segments: string[]): string | PathProblem {
@@ -106,9 +108,9 @@ function join(segments: string[]): string | PathProblem {
 
 /**
  * The canonical form of an origin-form path (no query), or why it has none: a malformed or
- * NUL escape, a raw NUL (in a segment that dot segments do not remove), or a path not starting with '/' (the asterisk form "*" is returned as
- * it is). A backslash is a '/' (as WHATWG URL parsing and so Bun's listener and both runtimes'
- * clients read it), never sent on.
+ * NUL escape or a raw NUL in a segment that dot segments do not remove, or a path not starting
+ * with '/' (the asterisk form "*" is returned as it is). A backslash is a '/', as WHATWG URL
+ * parsing (which listeners and upstream clients apply) reads it; it is never sent on.
  */
 export function canonicalPath(raw: string): string | PathProblem {
   if (raw.charCodeAt(0) !== 47) return raw === "*" ? raw : RELATIVE;
