@@ -5,7 +5,7 @@ import type { AddressMatcher } from "./net/cidr.ts";
 import type { Access, AccessStage, RouteInfo } from "./plugins/types.ts";
 import { withoutCookies } from "./plugins/credentials.ts";
 import { forward, type ForwardTarget } from "./proxy/forward.ts";
-import { backendRequestHeaders } from "./proxy/headers.ts";
+import { backendRequestHeaders, declaredLength } from "./proxy/headers.ts";
 import { joinPath, stripPrefix } from "./proxy/url.ts";
 import { createContext, type RequestContext } from "./request.ts";
 import { ambiguity, type Router } from "./router/router.ts";
@@ -31,16 +31,13 @@ export interface HandlerParts {
   sinks: readonly Sink[];
   trustedProxies: AddressMatcher;
   clock: () => number;
+  /** assertedHeaderSet() of every header some route sets: removed from every client request. */
+  assertedHeaders: ReadonlySet<string>;
 }
 
 const NO_BODY = new Set(["GET", "HEAD"]);
-export const CLIENT_ID_HEADER = "otoroshi-authenticated-client-id";
-const DEFAULT_WIPE: ReadonlySet<string> = new Set([CLIENT_ID_HEADER]);
-
-async function proxyRoute(ctx: RequestContext, route: CompiledRoute, prefix: string): Promise<Response> {
-  // The default client id header is never taken from a client, on any route, so a backend
-  // shared by open and protected routes cannot be fooled.
-  const access: Access = { apikey: null, wipeHeaders: DEFAULT_WIPE, wipeQuery: null, wipeCookies: null, setHeaders: [], responseHeaders: [] };
+async function proxyRoute(ctx: RequestContext, route: CompiledRoute, prefix: string, asserted: ReadonlySet<string>, declared: number | null): Promise<Response> {
+  const access: Access = { apikey: null, wipeHeaders: null, wipeQuery: null, wipeCookies: null, setHeaders: [], responseHeaders: [] };
   for (const stage of route.stages) {
     const pending = stage(ctx, route, access);
     if (pending) await pending;
@@ -52,7 +49,12 @@ async function proxyRoute(ctx: RequestContext, route: CompiledRoute, prefix: str
     { clientIp: ctx.info.remoteAddress, trusted: ctx.trusted, secure: ctx.secure, host: ctx.rawHost },
     access.wipeHeaders,
     access.setHeaders.length ? access.setHeaders : null,
+    // Every header any route asserts, so a backend shared by open and protected routes
+    // cannot be fooled.
+    asserted,
   );
+  // RFC 9112 §6.3: a list of one repeated length ("5, 5") goes on as that one length.
+  if (declared !== null) headers.set("content-length", String(declared));
   if (access.wipeCookies !== null) {
     const cookie = headers.get("cookie");
     if (cookie) {
@@ -64,9 +66,8 @@ async function proxyRoute(ctx: RequestContext, route: CompiledRoute, prefix: str
   let body: ReadableStream<Uint8Array> | null = NO_BODY.has(ctx.method) ? null : ctx.req.body;
   let tooLarge = false;
   if (body) {
-    const declared = ctx.req.headers.get("content-length");
     if (declared !== null) {
-      if (Number(declared) > route.maxBodySize) throw payloadTooLarge(route.maxBodySize);
+      if (declared > route.maxBodySize) throw payloadTooLarge(route.maxBodySize);
     } else {
       // Chunked upload: count as it streams and cut it at the limit.
       let seen = 0;
@@ -117,13 +118,15 @@ export function renderError(e: unknown, ctx: { method: string; path: string; hos
 }
 
 export function createHandler(parts: HandlerParts): (req: Request, info: ConnInfo) => Promise<Response> {
-  const { router, sinks, trustedProxies, clock } = parts;
+  const { router, sinks, trustedProxies, clock, assertedHeaders } = parts;
   return async (req, info) => {
     let ctx: RequestContext | null = null;
     try {
       ctx = createContext(req, info, trustedProxies, clock());
       // (The OAuth sink answers a bad Host in its own RFC 6749 shape.)
       for (const sink of sinks) if (sink.matches(ctx)) return await sink.handle(ctx);
+      // Body framing the listener let through but a backend could read otherwise: 400 here.
+      const declared = declaredLength(req.headers);
       // RFC 9112 §3.2: a request with more than one Host field (seen here joined by a comma) or an
       // invalid one gets 400, never a guess at which host was meant.
       // Userinfo in an absolute-form target's authority is an error too (RFC 9110 §4.2.4).
@@ -138,7 +141,7 @@ export function createHandler(parts: HandlerParts): (req: Request, info: ConnInf
       if (m.kind === "method") throw new GatewayError(405, "ERR_METHOD_NOT_ALLOWED", "Method not allowed on this route", { allow: m.allow.join(", ") });
       const ambiguous = ambiguity(router, ctx.host, ctx.path, ctx.method, m);
       if (ambiguous !== null) throw new GatewayError(400, "ERR_BAD_REQUEST", ambiguous);
-      return await proxyRoute(ctx, m.route, m.prefix);
+      return await proxyRoute(ctx, m.route, m.prefix, assertedHeaders, declared);
     } catch (e) {
       return renderError(e, ctx);
     }

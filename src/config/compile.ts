@@ -9,12 +9,13 @@ import { generateKeyPairPem } from "../keys/generate.ts";
 import { loadOrCreateKeyPair, StateDirError } from "../keys/state.ts";
 import { log } from "../log.ts";
 import { compileAddressMatcher, type AddressMatcher } from "../net/cidr.ts";
-import { createApikeysStage } from "../plugins/apikeys/index.ts";
+import { apikeysAssertedHeaders, createApikeysStage } from "../plugins/apikeys/index.ts";
 import { ApiKeyRegistry } from "../plugins/apikeys/registry.ts";
 import { createClientCredentialService } from "../plugins/client-credentials/index.ts";
 import type { AccessStage, FailureGuard, QuotaEnforcer, TokenVerifier } from "../plugins/types.ts";
 import { createBalancer } from "../proxy/balance.ts";
 import type { ForwardTarget } from "../proxy/forward.ts";
+import { assertedHeaderSet, CLIENT_ID_HEADER } from "../proxy/headers.ts";
 import { hostHeader, targetOrigin } from "../proxy/url.ts";
 import { Router } from "../router/router.ts";
 import type { ConnInfo, UpstreamFetch, UpstreamTls } from "../runtime/types.ts";
@@ -46,6 +47,9 @@ export interface Snapshot {
   readonly counts: { routes: number; apikeys: number; keypairs: number };
   /** server.trustedProxies, compiled. */
   readonly trustedProxies: AddressMatcher;
+  /** Headers some route sets for its backend, folded ('_' read as '-'): removed from every
+   * client request on every route. */
+  readonly assertedHeaders: ReadonlySet<string>;
   handle(req: Request, info: ConnInfo): Promise<Response>;
 }
 
@@ -160,7 +164,10 @@ export function compileSnapshot(parsed: ParsedConfig, file: string, generation: 
       return { route, domains: r.frontend.domains, methods: r.frontend.methods };
     });
 
-  const handle = createHandler({ router: new Router(routes), sinks, trustedProxies, clock: deps.clock });
+  // Every header a route sets, from every route (disabled ones too: a backend may still trust
+  // what they used to set), plus the default client id header whether or not a route sets it.
+  const assertedHeaders = assertedHeaderSet([CLIENT_ID_HEADER, ...config.routes.flatMap((r) => r.plugins.flatMap((p) => apikeysAssertedHeaders(p.config)))]);
+  const handle = createHandler({ router: new Router(routes), sinks, trustedProxies, clock: deps.clock, assertedHeaders });
   return Object.freeze({
     generation,
     sha256: parsed.sha256,
@@ -172,6 +179,7 @@ export function compileSnapshot(parsed: ParsedConfig, file: string, generation: 
     signingKeys,
     counts: { routes: config.routes.length, apikeys: config.apikeys.length, keypairs: pairs.size },
     trustedProxies,
+    assertedHeaders,
     handle,
   });
 }

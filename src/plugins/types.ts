@@ -6,9 +6,10 @@ import type { ApiKeyRecord } from "./apikeys/registry.ts";
 /** What an access stage decided for a request that may proceed. */
 export interface Access {
   apikey: ApiKeyRecord | null;
-  /** Lower-cased request header names to remove before calling the backend (sets built at
-   * compile time: a stage assigns one, never builds one per request). */
-  wipeHeaders: ReadonlySet<string>;
+  /** Lower-cased credential header names to remove before calling the backend (sets built at
+   * compile time: a stage assigns one, never builds one per request). The headers the gateway
+   * asserts are removed on every route anyway (HandlerParts.assertedHeaders). */
+  wipeHeaders: ReadonlySet<string> | null;
   wipeQuery: ReadonlySet<string> | null;
   wipeCookies: ReadonlySet<string> | null;
   /** Headers the gateway sets for the backend (after wiping). */

@@ -36,6 +36,12 @@ routes:
     plugins:
       - plugin: Apikeys
         config: { mandatory: false }
+  - id: custom-id
+    frontend: { domains: [custom.test] }
+    backend: { targets: [{ hostname: 127.0.0.1, port: ${port} }] }
+    plugins:
+      - plugin: Apikeys
+        config: { clientIdHeaderName: X-Client }
 apikeys:
   - clientId: app1
     clientSecret: "s3cret+/=:x"
@@ -187,6 +193,37 @@ describe("Apikeys plugin", () => {
     expect(h.has("otoroshi-authenticated-client-id")).toBe(false); // even on a route without Apikeys
     const res = await gw.call("http://optional.test/", { headers: { "otoroshi-authenticated-client-id": "forged" } });
     expect((await seen(res)).has("otoroshi-authenticated-client-id")).toBe(false);
+  });
+
+  // Issue 8 item 6: a header one route asserts is removed on every route.
+  test("a custom clientIdHeaderName is removed from client requests on every route, open ones too", async () => {
+    const spoof = { "x-client": "admin" };
+    expect((await seen(await gw.call("http://open.test/", { headers: spoof }))).has("x-client")).toBe(false);
+    expect((await seen(await gw.call("http://optional.test/", { headers: spoof }))).has("x-client")).toBe(false);
+    expect((await seen(await gw.call("http://api.test/", { headers: { ...spoof, authorization: basic("app1", "s3cret+/=:x") } }))).has("x-client")).toBe(false);
+    const own = await seen(await gw.call("http://custom.test/", { headers: { ...spoof, authorization: basic("app1", "s3cret+/=:x") } }));
+    expect(own.get("x-client")).toBe("app1");
+  });
+
+  // Issue 8 item 5: CGI/WSGI/PHP/Rack read `X_Client` and `X-Client` as one variable (HTTP_X_CLIENT).
+  test("underscore spellings of asserted headers never reach a backend, on open and protected routes", async () => {
+    const spoof = {
+      Otoroshi_Authenticated_Client_Id: "admin",
+      "Otoroshi_Authenticated-Client_Id": "admin",
+      X_Client: "admin",
+      "x_forwarded_for": "1.2.3.4",
+      "x-unrelated_name": "kept",
+    };
+    const asserted = (h: Map<string, string>) => [...h.keys()].filter((k) => k.includes("_") && k !== "x-unrelated_name");
+    const open = await seen(await gw.call("http://open.test/", { headers: spoof }));
+    expect(asserted(open)).toEqual([]);
+    expect(open.get("x-unrelated_name")).toBe("kept");
+    const api = await seen(await gw.call("http://api.test/", { headers: { ...spoof, authorization: basic("app1", "s3cret+/=:x") } }));
+    expect(asserted(api)).toEqual([]);
+    expect(api.get("otoroshi-authenticated-client-id")).toBe("app1");
+    const custom = await seen(await gw.call("http://custom.test/", { headers: { ...spoof, authorization: basic("app1", "s3cret+/=:x") } }));
+    expect(asserted(custom)).toEqual([]);
+    expect(custom.get("x-client")).toBe("app1");
   });
 
   test("wipeBackendRequest: false forwards the credentials", async () => {

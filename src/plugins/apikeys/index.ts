@@ -4,7 +4,6 @@ import { GatewayError, type ErrorCode } from "../../errors.ts";
 import type { RequestContext } from "../../request.ts";
 import type { AccessStage, FailureGuard, QuotaEnforcer, TokenVerifier } from "../types.ts";
 import { authParam } from "../credentials.ts";
-import { CLIENT_ID_HEADER } from "../../handler.ts";
 import { credentialSources, extractCredential, type Credential } from "./extract.ts";
 import type { ApiKeyRecord, ApiKeyRegistry } from "./registry.ts";
 
@@ -34,14 +33,19 @@ function bad(code: ErrorCode = "ERR_APIKEY_INVALID", bearer = false): GatewayErr
   });
 }
 
+/** The headers this plugin sets for the backend: the compiler removes them from client requests
+ * on every route (headers.ts assertedHeaderSet). */
+export function apikeysAssertedHeaders(config: ApikeysPluginConfig): string[] {
+  return config.clientIdHeaderName ? [config.clientIdHeaderName] : [];
+}
+
 export function createApikeysStage(config: ApikeysPluginConfig, deps: ApikeysDeps): AccessStage {
   const ex = config.extractors;
   const sources = credentialSources(ex);
   const clientIdHeader = config.clientIdHeaderName?.toLowerCase() ?? null;
-  // What to wipe is decided now; a request only picks one of these sets.
-  const idHeaders = [CLIENT_ID_HEADER, ...(clientIdHeader ? [clientIdHeader] : [])];
-  const wipeIdOnly: ReadonlySet<string> = new Set(idHeaders);
-  const wipeAll: ReadonlySet<string> = new Set([...idHeaders, ...sources.headers]);
+  // What to wipe is decided now; a request only picks one of these sets. The client id headers
+  // are not here: every route removes them (HandlerParts.assertedHeaders).
+  const wipeAll: ReadonlySet<string> = new Set(sources.headers);
   const wipeAllAndAuthorization: ReadonlySet<string> = new Set([...wipeAll, "authorization"]);
   const wipeQuery: ReadonlySet<string> | null = sources.query.length ? new Set(sources.query) : null;
   const wipeCookies: ReadonlySet<string> | null = sources.cookies.length ? new Set(sources.cookies) : null;
@@ -86,7 +90,6 @@ export function createApikeysStage(config: ApikeysPluginConfig, deps: ApikeysDep
   };
 
   return (ctx, route, access) => {
-    access.wipeHeaders = wipeIdOnly; // the client id header is never copied from the client
     const cred = extractCredential(ctx, ex);
     if (!cred) {
       if (config.mandatory) throw missing();

@@ -1,7 +1,9 @@
 // Token and introspection request bodies: JSON (the Otoroshi seed's curl) or
 // application/x-www-form-urlencoded (RFC 6749 Appendix B), read with a size cap.
+import { parseContentLength } from "../../proxy/headers.ts";
 import { formDecode } from "../credentials.ts";
 import { badRequest, OAuthError } from "./errors.ts";
+import { repeatedMember } from "./json-members.ts";
 
 /** Request parameters; empty values are already dropped (RFC 6749 §3.1). */
 export type Params = ReadonlyMap<string, string>;
@@ -32,12 +34,18 @@ function mediaType(header: string | null): string {
 
 const tooLarge = () => new OAuthError(413, "invalid_request", "request body too large");
 
-/** Reads at most max bytes; without a Content-Length (chunked) the stream itself is counted. */
+/** Reads at most max bytes; without a Content-Length (chunked) the stream itself is counted.
+ * Framing as the route handler checks it (proxy/headers.ts declaredLength), in this shape. */
 async function readCapped(req: Request, max: number): Promise<Uint8Array> {
+  const te = req.headers.get("transfer-encoding");
+  const cl = req.headers.get("content-length");
+  // RFC 9112 §6.1 / §6.3: both at once, a coding other than chunked, or lengths that disagree.
+  if (te !== null && (cl !== null || te.trim().toLowerCase() !== "chunked")) throw badRequest("unsupported Transfer-Encoding");
+  const declared = cl === null ? null : parseContentLength(cl);
+  if (cl !== null && declared === null) throw badRequest("invalid Content-Length");
   if (req.body === null) return new Uint8Array(0);
-  const declared = req.headers.get("content-length");
-  if (declared !== null && /^\d+$/.test(declared)) {
-    if (Number(declared) > max) throw tooLarge();
+  if (declared !== null) {
+    if (declared > max) throw tooLarge();
     // RFC 9112 §6.3: Content-Length frames the body, so the listener delivers no more than
     // declared; reading it whole is bounded (and measurably cheaper than a reader loop).
     const whole = await req.arrayBuffer().catch(() => null);
@@ -96,7 +104,8 @@ function parseForm(text: string): Params {
   return out;
 }
 
-/** The seed's JSON body: an object of string members; null counts as absent. */
+/** The seed's JSON body: an object of string members; null counts as absent. A member given
+ * twice is refused as a repeated form parameter is (RFC 6749 §3.1, §3.2). */
 function parseJson(text: string): Params {
   let value: unknown;
   try {
@@ -105,6 +114,8 @@ function parseJson(text: string): Params {
     throw badRequest("malformed JSON body");
   }
   if (value === null || typeof value !== "object" || Array.isArray(value)) throw badRequest("JSON body must be an object");
+  const repeated = repeatedMember(text);
+  if (repeated !== null) throw badRequest(`parameter '${printable(repeated)}' is repeated`);
   const out = new Map<string, string>();
   for (const [name, v] of Object.entries(value)) {
     if (v === null || v === "") continue;

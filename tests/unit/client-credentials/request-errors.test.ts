@@ -30,6 +30,19 @@ describe("token endpoint: request errors", () => {
     await expectError(res, 400, "invalid_request", "parameter 'client_id' is repeated");
   });
 
+  // Issue 8 item 13: what a listener lets through (Deno passes "gzip, chunked" on) is checked here
+  // too, in this endpoint's error shape.
+  test("framing: a repeated Content-Length is its value; differing lengths and other codings get 400", async () => {
+    const body = "grant_type=client_credentials&client_id=my-id&client_secret=my-secret";
+    const with_ = (headers: Record<string, string>) =>
+      new Request(TOKEN_URL, { method: "POST", headers: { host: HOST, "content-type": "application/x-www-form-urlencoded", ...headers }, body });
+    const n = String(body.length);
+    expect((await send(svc, with_({ "content-length": `${n}, ${n}` }))).status).toBe(200);
+    await expectError(await send(svc, with_({ "content-length": `${n}, 1` })), 400, "invalid_request", "invalid Content-Length");
+    await expectError(await send(svc, with_({ "content-length": "+1" })), 400, "invalid_request", "invalid Content-Length");
+    await expectError(await send(svc, with_({ "transfer-encoding": "gzip, chunked" })), 400, "invalid_request", "unsupported Transfer-Encoding");
+  });
+
   test("refuses malformed form bodies: bad escapes and invalid UTF-8", async () => {
     for (const body of ["grant_type=client_credentials&client_id=%zz", "grant_type=client_credentials&client_id=%FF", "grant_type=%"]) {
       await expectError(await send(svc, form(TOKEN_URL, body)), 400, "invalid_request");

@@ -1,5 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { backendRequestHeaders, clientResponseHeaders, type ForwardContext } from "../../../src/proxy/headers.ts";
+import fc from "fast-check";
+import { GatewayError } from "../../../src/errors.ts";
+import { assertedHeaderSet, backendRequestHeaders, clientResponseHeaders, declaredLength, parseContentLength, type ForwardContext } from "../../../src/proxy/headers.ts";
 
 const untrusted: ForwardContext = { clientIp: "203.0.113.9", trusted: false, secure: false, host: "api.example:8080" };
 const trusted: ForwardContext = { clientIp: "10.0.0.2", trusted: true, secure: true, host: "api.example" };
@@ -128,6 +130,109 @@ describe("backendRequestHeaders", () => {
     expect(out.get("content-type")).toBe("application/json");
     expect(out.get("content-length")).toBe("12");
     expect(out.get("x-request-id")).toBe("r1");
+  });
+});
+
+describe("asserted headers (issue 8 items 5 and 6)", () => {
+  const asserted = assertedHeaderSet(["Otoroshi-Authenticated-Client-Id", "X-Client", "X_Under"]);
+  const fold = (n: string) => n.toLowerCase().replaceAll("_", "-");
+
+  test("every spelling of an asserted name is dropped: dashes, underscores, mixes, any case", () => {
+    const incoming = new Headers({
+      "Otoroshi-Authenticated-Client-Id": "a",
+      Otoroshi_Authenticated_Client_Id: "b",
+      "Otoroshi_Authenticated-Client_Id": "c",
+      "OTOROSHI-AUTHENTICATED_CLIENT-ID": "d",
+      "x-client": "e",
+      X_CLIENT: "f",
+      "x-under": "g",
+      x_under: "h",
+      "x-kept": "1",
+      x_kept_too: "2",
+    });
+    for (const ctx of [untrusted, trusted]) {
+      const out = backendRequestHeaders(incoming, ctx, null, null, asserted);
+      expect([...out.keys()].filter((k) => asserted.has(fold(k)))).toEqual([]);
+      expect(out.get("x-kept")).toBe("1");
+      expect(out.get("x_kept_too")).toBe("2");
+    }
+  });
+
+  test("the default set covers Otoroshi-Authenticated-Client-Id when a caller passes none", () => {
+    const out = backendRequestHeaders(new Headers({ Otoroshi_Authenticated_Client_Id: "admin" }), trusted, null, null);
+    expect(out.has("otoroshi_authenticated_client_id")).toBe(false);
+  });
+
+  test("the value the gateway sets is the only one the backend gets", () => {
+    const incoming = new Headers({ "x-client": "admin", x_client: "admin" });
+    const out = backendRequestHeaders(incoming, untrusted, null, [["x-client", "real-id"]], asserted);
+    expect([...out].filter(([k]) => fold(k) === "x-client")).toEqual([["x-client", "real-id"]]);
+  });
+
+  test("underscore spellings of forwarding fields are dropped even from a trusted proxy", () => {
+    const incoming = new Headers({ "x-forwarded-for": "198.51.100.7", X_Forwarded_For: "1.2.3.4", "x_forwarded-host": "evil", x_real_ip: "1.2.3.4", "x-real-ip": "198.51.100.7" });
+    const out = backendRequestHeaders(incoming, trusted, null, null, asserted);
+    expect(out.get("x-forwarded-for")).toBe("198.51.100.7, 10.0.0.2");
+    expect(out.get("x-real-ip")).toBe("198.51.100.7");
+    for (const n of ["x_forwarded_for", "x_forwarded-host", "x_real_ip"]) expect(out.has(n)).toBe(false);
+    const fromClient = backendRequestHeaders(incoming, untrusted, null, null, asserted);
+    expect([...fromClient.keys()].filter((k) => k.includes("_"))).toEqual([]);
+  });
+
+  test("property: no spelling of an asserted name reaches the backend, nothing else is dropped", () => {
+    const names = ["otoroshi-authenticated-client-id", "x-client", "x-under"];
+    const spelling = fc
+      .tuple(fc.constantFrom(...names), fc.array(fc.boolean(), { minLength: 40, maxLength: 40 }), fc.array(fc.boolean(), { minLength: 40, maxLength: 40 }))
+      .map(([n, under, upper]) => [...n].map((c, i) => (c === "-" && under[i] ? "_" : upper[i] ? c.toUpperCase() : c)).join(""));
+    const dropped = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "proxy-authorization", "proxy-authenticate", "http2-settings", "host", "expect", "forwarded", "x-real-ip"];
+    const other = fc.stringMatching(/^[a-z][a-z0-9_-]{0,20}$/).filter((n) => !names.includes(fold(n)) && !fold(n).startsWith("x-forwarded-") && !dropped.includes(fold(n)));
+    fc.assert(
+      fc.property(fc.array(spelling, { maxLength: 6 }), fc.uniqueArray(other, { maxLength: 6 }), fc.boolean(), (spoofs, kept, isTrusted) => {
+        const incoming = new Headers();
+        for (const n of spoofs) incoming.append(n, "admin");
+        for (const n of kept) incoming.append(n, "v");
+        const out = backendRequestHeaders(incoming, isTrusted ? trusted : untrusted, null, null, asserted);
+        for (const k of out.keys()) expect(asserted.has(fold(k))).toBe(false);
+        for (const n of kept) expect(out.get(n)).toBe("v");
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe("declaredLength (RFC 9112 §6.3)", () => {
+  const h = (init: Record<string, string>) => new Headers(init);
+  const status = (f: () => unknown) => {
+    try {
+      f();
+      return 0;
+    } catch (e) {
+      return e instanceof GatewayError ? e.status : -1;
+    }
+  };
+
+  test("one value, or a list of one repeated decimal value, is that length", () => {
+    expect(declaredLength(h({}))).toBe(null);
+    expect(declaredLength(h({ "content-length": "5" }))).toBe(5);
+    expect(declaredLength(h({ "content-length": "5, 5" }))).toBe(5);
+    expect(declaredLength(h({ "content-length": "5,5, 5" }))).toBe(5);
+    expect(declaredLength(h({ "content-length": "5, 05" }))).toBe(5);
+    expect(declaredLength(h({ "content-length": "0, 0" }))).toBe(0);
+    expect(declaredLength(h({ "transfer-encoding": "chunked" }))).toBe(null);
+    expect(declaredLength(h({ "transfer-encoding": " Chunked " }))).toBe(null);
+  });
+
+  test("differing, signed, empty, non-decimal or oversized lengths are a 400, never a guess", () => {
+    for (const v of ["5, 6", "5, ", ",5", "+5", "-1", "0x5", "5a", "1e3", "5.0", "9999999999999999", "5, 5, 6"]) {
+      expect([v, status(() => declaredLength(h({ "content-length": v })))]).toEqual([v, 400]);
+    }
+    expect(parseContentLength("5, 6")).toBe(null);
+  });
+
+  test("Transfer-Encoding: only chunked, and never together with Content-Length", () => {
+    expect(status(() => declaredLength(h({ "transfer-encoding": "gzip, chunked" })))).toBe(400);
+    expect(status(() => declaredLength(h({ "transfer-encoding": "deflate,chunked" })))).toBe(400);
+    expect(status(() => declaredLength(h({ "transfer-encoding": "chunked", "content-length": "5" })))).toBe(400);
   });
 });
 
