@@ -13,7 +13,7 @@ import { ConfigError, formatProblem, type ConfigProblem } from "./errors.ts";
 import { toEpochMs } from "./plugins/apikeys/registry.ts";
 import { createGateway } from "./gateway.ts";
 import { keygenYaml, type GenAlg } from "./keys/generate.ts";
-import { createFailureGuard } from "./limits/failures.ts";
+import { createFailureGuardFor, type FailureGuardHandle } from "./limits/failures.ts";
 import { createQuotaEnforcer, type QuotaEnforcerHandle } from "./limits/quotas.ts";
 import { log } from "./log.ts";
 import { hashSecret } from "./plugins/secrets.ts";
@@ -70,6 +70,7 @@ async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
   const loadOpts = baseLoadOptions(runtime);
   let loaded;
   let quotas: QuotaEnforcerHandle;
+  let guard: FailureGuardHandle | undefined;
   try {
     const parsed = parseFile(file, readConfigBytes(file), loadOpts.env);
     const s = parsed.config.server;
@@ -80,7 +81,8 @@ async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
       throw new ConfigError([{ file, ...parsed.locate(["server", "store"]), path: "server.store", message: (e as Error).message }]);
     }
     loadOpts.quotas = quotas;
-    loadOpts.guard = createFailureGuard({ maxFailures: s.failedAuth.maxFailures, windowSeconds: s.failedAuth.windowSeconds });
+    // Shared through server.store like the quotas, so instances behind one balancer limit together.
+    loadOpts.guard = guard = createFailureGuardFor({ maxFailures: s.failedAuth.maxFailures, windowSeconds: s.failedAuth.windowSeconds, store: s.store, storeUnavailable: s.storeUnavailable });
     loaded = { snapshot: compileParsed(parsed, file, 1, loadOpts), parsed };
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
@@ -133,6 +135,7 @@ async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
     runtime.onSignal("SIGINT", () => stop("SIGINT"));
   });
   await quotas.close();
+  await guard?.close();
   log("info", "server.stopped", {});
   return 0;
 }

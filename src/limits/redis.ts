@@ -208,7 +208,6 @@ if refused == 0 then
 end
 table.insert(counts, 1, 1 - refused)
 return counts`;
-const SCRIPT_SHA = createHash("sha1").update(SCRIPT).digest("hex");
 
 // Keys carry their window id, so a TTL only frees memory. The margin keeps a key alive while an
 // instance whose clock is a little behind still counts in that window.
@@ -224,15 +223,7 @@ export function createRedisStore(url: string, opts: { timeoutMs: number }): Coun
     async consume(clientId, slots, now): Promise<ConsumeOutcome> {
       const keys = slots.map((s) => keyOf(clientId, s));
       const argv = [...slots.map((s) => String(s.limit ?? 0)), ...slots.map((s) => String(Math.max(1, s.resetAt - now) + TTL_MARGIN_MS))];
-      const rest = [String(keys.length), ...keys, ...argv];
-      let reply: Reply;
-      try {
-        reply = await client.command(["EVALSHA", SCRIPT_SHA, ...rest]);
-      } catch (err) {
-        // First call on this server (or after a SCRIPT FLUSH): send the script itself once.
-        if (!(err instanceof RedisError && err.message.startsWith("NOSCRIPT"))) throw err;
-        reply = await client.command(["EVAL", SCRIPT, ...rest]);
-      }
+      const reply = await runScript(client, SCRIPT, keys, argv);
       if (!Array.isArray(reply) || reply.length !== slots.length + 1 || reply.some((v) => typeof v !== "number")) {
         throw new Error("unexpected reply from the quota script");
       }
@@ -242,4 +233,20 @@ export function createRedisStore(url: string, opts: { timeoutMs: number }): Coun
     health: () => (client.lastError === undefined ? { healthy: true } : { healthy: false, lastError: client.lastError }),
     close: async () => client.close(),
   };
+}
+
+const shas = new Map<string, string>();
+
+/** Runs a Lua script by its SHA1 (EVALSHA), sending its text only when the server does not know
+ * it yet (a first call, or after SCRIPT FLUSH). */
+export async function runScript(client: RedisClient, script: string, keys: readonly string[], argv: readonly string[]): Promise<Reply> {
+  let sha = shas.get(script);
+  if (sha === undefined) shas.set(script, (sha = createHash("sha1").update(script).digest("hex")));
+  const rest = [String(keys.length), ...keys, ...argv];
+  try {
+    return await client.command(["EVALSHA", sha, ...rest]);
+  } catch (err) {
+    if (!(err instanceof RedisError && err.message.startsWith("NOSCRIPT"))) throw err;
+    return client.command(["EVAL", script, ...rest]);
+  }
 }

@@ -29,11 +29,19 @@ export type AccessStage = (ctx: RequestContext, route: RouteInfo, access: Access
 /** Verifies an access token issued by this gateway. */
 export type TokenVerifier = (token: string, ctx: RequestContext) => { ok: true; clientId: string; kid: string } | { ok: false; reason: string };
 
-/** Limits failed secret checks per (client id, source address) — see docs/security.md. */
+/**
+ * Limits failed secret checks per (client id, source address), known and unknown ids alike —
+ * see docs/security.md. The secret is checked first; then a right one asks retryAfter and a
+ * wrong one recordFailure, so a failure is counted and checked in one step (exact when many
+ * attempts run at once against a shared store). Promises only when a shared store is asked;
+ * they reject with LimiterUnavailable when it cannot answer and storeUnavailable is "closed".
+ */
 export interface FailureGuard {
   /** Seconds to wait when this pair is locked out, else 0. */
-  retryAfter(clientId: string, ip: string, now: number): number;
-  recordFailure(clientId: string, ip: string, now: number): void;
+  retryAfter(clientId: string, ip: string, now: number): number | Promise<number>;
+  /** Counts one failure unless the pair is already locked out; the seconds to wait when it
+   * was (the failure is then not counted), else 0. */
+  recordFailure(clientId: string, ip: string, now: number): number | Promise<number>;
 }
 
 /** Per-key quotas; returns the headers to add to a successful response, or throws a 429 GatewayError. */

@@ -2,7 +2,7 @@
 import type { ApikeysPluginConfig } from "../../config/schema.ts";
 import { GatewayError, type ErrorCode } from "../../errors.ts";
 import type { RequestContext } from "../../request.ts";
-import type { AccessStage, FailureGuard, QuotaEnforcer, TokenVerifier } from "../types.ts";
+import type { Access, AccessStage, FailureGuard, QuotaEnforcer, RouteInfo, TokenVerifier } from "../types.ts";
 import { authParam } from "../credentials.ts";
 import { credentialSources, extractCredential, type Credential } from "./extract.ts";
 import type { ApiKeyRecord, ApiKeyRegistry } from "./registry.ts";
@@ -51,7 +51,8 @@ export function createApikeysStage(config: ApikeysPluginConfig, deps: ApikeysDep
   const wipeCookies: ReadonlySet<string> | null = sources.cookies.length ? new Set(sources.cookies) : null;
   const { registry, verifyToken, guard, quotas } = deps;
 
-  const authenticate = (cred: Credential, ctx: RequestContext): ApiKeyRecord => {
+  /** A promise only when a shared failed-secret limiter must be asked. */
+  const authenticate = (cred: Credential, ctx: RequestContext): ApiKeyRecord | Promise<ApiKeyRecord> => {
     const now = ctx.now;
     switch (cred.kind) {
       case "malformed":
@@ -62,15 +63,20 @@ export function createApikeysStage(config: ApikeysPluginConfig, deps: ApikeysDep
         return key;
       }
       case "secret": {
-        const wait = guard?.retryAfter(cred.clientId, ctx.clientIp, now) ?? 0;
-        if (wait > 0) throw new GatewayError(429, "ERR_TOO_MANY_FAILURES", "Too many failed attempts, retry later", { "retry-after": String(wait) });
-        const ok = registry.checkSecret(cred.clientId, cred.secret, now);
-        const key = registry.get(cred.clientId);
-        if (!ok || !key) {
-          if (key) guard?.recordFailure(cred.clientId, ctx.clientIp, now);
-          throw bad();
+        const key = registry.checkSecret(cred.clientId, cred.secret, now) ? registry.get(cred.clientId) : undefined;
+        if (guard === null) {
+          if (!key) throw bad();
+          return key;
         }
-        return key;
+        // A right secret asks whether its pair is locked out; a wrong one is counted, for unknown
+        // ids exactly as for existing ones, so neither the answers nor the limiter tell them apart.
+        const wait = key ? guard.retryAfter(cred.clientId, ctx.clientIp, now) : guard.recordFailure(cred.clientId, ctx.clientIp, now);
+        const decide = (w: number): ApiKeyRecord => {
+          if (w > 0) throw new GatewayError(429, "ERR_TOO_MANY_FAILURES", "Too many failed attempts, retry later", { "retry-after": String(w) });
+          if (!key) throw bad();
+          return key;
+        };
+        return typeof wait === "number" ? decide(wait) : wait.then(decide);
       }
       case "otoBearer": {
         const key = registry.get(cred.clientId);
@@ -89,13 +95,7 @@ export function createApikeysStage(config: ApikeysPluginConfig, deps: ApikeysDep
     }
   };
 
-  return (ctx, route, access) => {
-    const cred = extractCredential(ctx, ex);
-    if (!cred) {
-      if (config.mandatory) throw missing();
-      return;
-    }
-    const key = authenticate(cred, ctx);
+  const admit = (key: ApiKeyRecord, cred: Credential, ctx: RequestContext, route: RouteInfo, access: Access): void | Promise<void> => {
     if (!registry.isActive(key, ctx.now)) throw bad("ERR_APIKEY_INVALID", cred.kind === "jwt");
     if (!registry.authorizedOn(key, route)) throw new GatewayError(403, "ERR_APIKEY_UNAUTHORIZED", "API key not authorized on this route");
     if (key.readOnly && !SAFE_METHODS.has(ctx.method)) throw new GatewayError(403, "ERR_FORBIDDEN", "API key is read-only");
@@ -121,5 +121,15 @@ export function createApikeysStage(config: ApikeysPluginConfig, deps: ApikeysDep
       if (Array.isArray(headers)) access.responseHeaders.push(...headers);
       else return headers.then((h) => void access.responseHeaders.push(...h));
     }
+  };
+
+  return (ctx, route, access) => {
+    const cred = extractCredential(ctx, ex);
+    if (!cred) {
+      if (config.mandatory) throw missing();
+      return;
+    }
+    const key = authenticate(cred, ctx);
+    return key instanceof Promise ? key.then((k) => admit(k, cred, ctx, route, access)) : admit(key, cred, ctx, route, access);
   };
 }

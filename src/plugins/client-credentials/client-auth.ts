@@ -3,6 +3,7 @@
 import type { RequestContext } from "../../request.ts";
 import type { ApiKeyRecord, ApiKeyRegistry } from "../apikeys/registry.ts";
 import { authParam, decodeBase64Text, formDecode } from "../credentials.ts";
+import { LimiterUnavailable } from "../../limits/failures.ts";
 import type { FailureGuard } from "../types.ts";
 import type { Params } from "./body.ts";
 import { badRequest, OAuthError } from "./errors.ts";
@@ -22,8 +23,9 @@ interface Candidate {
   secret: string;
 }
 
-/** Authenticates the calling client or throws the RFC 6749 §5.2 refusal. */
-export function authenticateClient(ctx: RequestContext, params: Params, deps: ClientAuthDeps): ApiKeyRecord {
+/** Authenticates the calling client or throws the RFC 6749 §5.2 refusal; a promise only when
+ * the failed-secret limiter is shared (server.store). */
+export function authenticateClient(ctx: RequestContext, params: Params, deps: ClientAuthDeps): ApiKeyRecord | Promise<ApiKeyRecord> {
   const basic = authParam(ctx.req.headers.get("authorization"), "basic");
   const bodyId = params.get("client_id");
   const bodySecret = params.get("client_secret");
@@ -49,27 +51,28 @@ export function authenticateClient(ctx: RequestContext, params: Params, deps: Cl
 
   const { registry, guard } = deps;
   const now = ctx.now;
-  if (guard !== null) {
-    for (const c of candidates) {
-      const wait = guard.retryAfter(c.id, ctx.clientIp, now);
-      if (wait > 0) {
-        throw new OAuthError(429, "invalid_client", "too many failed attempts, retry later", { ...refuse, "retry-after": String(Math.ceil(wait)) });
-      }
-    }
-  }
   // Every candidate is checked (constant time each) so the work does not depend on which matched.
   let matched: Candidate | undefined;
   for (const c of candidates) if (registry.checkSecret(c.id, c.secret, now) && matched === undefined) matched = c;
-  if (matched === undefined) {
-    if (guard !== null) {
-      // Only existing ids are counted: guesses at unknown ids leave no state in the limiter.
-      for (const id of new Set(candidates.map((c) => c.id))) if (registry.get(id)) guard.recordFailure(id, ctx.clientIp, now);
-    }
-    throw new OAuthError(401, "invalid_client", FAILED, refuse);
-  }
-  const key = registry.get(matched.id);
-  if (key === undefined || !registry.isActive(key, now)) throw new OAuthError(401, "invalid_client", FAILED, refuse);
-  return key;
+  const finish = (waits: readonly number[]): ApiKeyRecord => {
+    const wait = Math.max(0, ...waits);
+    if (wait > 0) throw new OAuthError(429, "invalid_client", "too many failed attempts, retry later", { ...refuse, "retry-after": String(Math.ceil(wait)) });
+    if (matched === undefined) throw new OAuthError(401, "invalid_client", FAILED, refuse);
+    const key = registry.get(matched.id);
+    if (key === undefined || !registry.isActive(key, now)) throw new OAuthError(401, "invalid_client", FAILED, refuse);
+    return key;
+  };
+  if (guard === null) return finish([]);
+  // A right secret asks whether its pair is locked out; a wrong one is counted, for unknown ids
+  // exactly as for existing ones, so neither the answers nor the limiter tell them apart.
+  const ids = [...new Set(candidates.map((c) => c.id))];
+  const waits = ids.map((id) => (matched === undefined ? guard.recordFailure(id, ctx.clientIp, now) : guard.retryAfter(id, ctx.clientIp, now)));
+  if (!waits.some((w) => w instanceof Promise)) return finish(waits as number[]);
+  return Promise.all(waits).then(finish, (e: unknown) => {
+    // The shared limiter is down and server.storeUnavailable is "closed".
+    if (e instanceof LimiterUnavailable) throw new OAuthError(503, "temporarily_unavailable", "try again later");
+    throw e;
+  });
 }
 
 /**

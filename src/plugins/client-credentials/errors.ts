@@ -1,7 +1,8 @@
 // OAuth endpoint answers. Errors use the RFC 6749 §5.2 body {"error","error_description"},
 // never the gateway's Otoroshi-Error shape, because OAuth client libraries parse this one.
 
-/** RFC 6749 §5.2 error codes (plus server_error from §4.1.2.1, used for our own faults). */
+/** RFC 6749 §5.2 error codes (plus server_error and temporarily_unavailable from §4.1.2.1, used
+ * for our own faults and for a shared limiter that cannot answer). */
 export type OAuthErrorCode =
   | "invalid_request"
   | "invalid_client"
@@ -9,7 +10,8 @@ export type OAuthErrorCode =
   | "unsupported_grant_type"
   | "invalid_scope"
   | "not_found"
-  | "server_error";
+  | "server_error"
+  | "temporarily_unavailable";
 
 /** A refusal the endpoint renders as is; anything else thrown is a bug (500, logged). */
 export class OAuthError extends Error {

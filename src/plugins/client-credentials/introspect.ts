@@ -21,7 +21,7 @@ export async function introspectEndpoint(ctx: RequestContext, deps: IntrospectDe
   const params = await readParams(ctx.req, deps.maxBodySize);
   // RFC 7662 §2.1: the endpoint MUST require authorization; any client may introspect, as
   // resource servers do. token_type_hint is optional and ignored: we issue one token type.
-  authenticateClient(ctx, params, deps);
+  await authenticateClient(ctx, params, deps);
   const token = params.get("token");
   if (token === undefined) throw badRequest("missing token");
 

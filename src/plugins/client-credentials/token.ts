@@ -26,7 +26,7 @@ export async function tokenEndpoint(ctx: RequestContext, deps: TokenDeps): Promi
   const params = await readParams(ctx.req, config.maxBodySize);
   const grantType = params.get("grant_type");
   if (grantType === undefined) throw badRequest("missing grant_type");
-  const key = authenticateClient(ctx, params, deps);
+  const key = await authenticateClient(ctx, params, deps);
   // RFC 6749 §5.2: the grant type is checked for an authenticated client.
   if (grantType !== "client_credentials") {
     throw new OAuthError(400, "unsupported_grant_type", "only the client_credentials grant type is supported");

@@ -85,19 +85,36 @@ describe("token endpoint: client authentication (RFC 6749 §2.3.1)", () => {
     }
   });
 
-  test("counts failed secrets of existing clients in the guard and answers 429 once locked out", async () => {
+  test("counts failed secrets in the guard and answers 429 once locked out", async () => {
     const { guard, failures } = recordingGuard(2);
     const { svc: s } = build({ guard });
     const wrong = () => send(s, form(TOKEN_URL, { ...GRANT, client_id: "my-id", client_secret: "wrong" }));
     await expectError(await wrong(), 401, "invalid_client");
     await send(s, form(TOKEN_URL, { ...GRANT, client_id: "nobody", client_secret: "wrong" }));
-    expect([...failures.keys()]).toEqual(["my-id|192.0.2.10"]);
+    // Unknown ids are counted too (issue 8 item 12): otherwise the limiter itself tells them apart.
+    expect([...failures.keys()]).toEqual(["my-id|192.0.2.10", "nobody|192.0.2.10"]);
     await wrong();
     const locked = await send(s, form(TOKEN_URL, { ...GRANT, client_id: "my-id", client_secret: "my-secret" }));
     expect(locked.headers.get("retry-after")).toBe("42");
     await expectError(locked, 429, "invalid_client", "too many failed attempts, retry later");
     // Another address is not locked out.
     expect((await send(s, form(TOKEN_URL, { ...GRANT, client_id: "my-id", client_secret: "my-secret" }), { ip: "192.0.2.99" })).status).toBe(200);
+  });
+
+  test("an unknown client id gets exactly the answers an existing one gets, 429 included", async () => {
+    const { guard } = recordingGuard(3);
+    const { svc: s } = build({ guard });
+    const answers = async (clientId: string) => {
+      const out: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const res = await send(s, form(TOKEN_URL, { ...GRANT, client_id: clientId, client_secret: "wrong" }));
+        out.push(`${res.status} ${res.headers.get("retry-after")} ${await res.text()}`);
+      }
+      return out;
+    };
+    const known = await answers("my-id");
+    expect(known.map((a) => a.slice(0, 3))).toEqual(["401", "401", "401", "429", "429"]);
+    expect(await answers("nobody-at-all")).toEqual(known);
   });
 });
 

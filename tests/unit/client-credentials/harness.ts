@@ -128,7 +128,12 @@ export function recordingGuard(limit = 3) {
   const failures = new Map<string, number>();
   const guard: FailureGuard = {
     retryAfter: (id, ip) => ((failures.get(`${id}|${ip}`) ?? 0) >= limit ? 42 : 0),
-    recordFailure: (id, ip) => void failures.set(`${id}|${ip}`, (failures.get(`${id}|${ip}`) ?? 0) + 1),
+    recordFailure: (id, ip) => {
+      const n = failures.get(`${id}|${ip}`) ?? 0;
+      if (n >= limit) return 42;
+      failures.set(`${id}|${ip}`, n + 1);
+      return 0;
+    },
   };
   return { guard, failures };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { createFailureGuard } from "../../../src/limits/failures.ts";
+import { createFailureGuard, pairKey } from "../../../src/limits/failures.ts";
 
 const T = Date.parse("2026-03-10T12:00:00Z");
 const IP = "203.0.113.7";
@@ -65,9 +65,40 @@ describe("failure guard", () => {
     expect(g.retryAfter("app", "10.0.0.0", T)).toBe(0); // pair 0, evicted
   });
 
-  test("keeps a bounded list per pair under a flood of failures", () => {
+  test("a flood while locked out is not counted: the pair unlocks when its oldest counted failure leaves", () => {
     const g = createFailureGuard({ maxFailures: 10, windowSeconds: 60 });
-    for (let i = 0; i < 100_000; i++) g.recordFailure("app", IP, T + i);
-    expect(g.retryAfter("app", IP, T + 100_000)).toBe(60);
+    for (let i = 0; i < 10; i++) expect(g.recordFailure("app", IP, T + i)).toBe(0);
+    // Locked: further failures are answered with the wait and leave no trace.
+    let locked = 0;
+    for (let i = 10; i < 60_000; i++) if (g.recordFailure("app", IP, T + i) > 0) locked++;
+    expect(locked).toBe(60_000 - 10);
+    expect(g.retryAfter("app", IP, T + 59_999)).toBe(1);
+    expect(g.retryAfter("app", IP, T + 60_000)).toBe(0);
+  });
+
+  test("recordFailure says whether the pair was already locked out", () => {
+    const g = createFailureGuard({ maxFailures: 2, windowSeconds: 10 });
+    expect(g.recordFailure("app", IP, T)).toBe(0);
+    expect(g.recordFailure("app", IP, T + 1000)).toBe(0);
+    expect(g.recordFailure("app", IP, T + 2000)).toBe(8);
+    expect(g.retryAfter("app", IP, T + 2000)).toBe(8);
+  });
+
+  // Issue 8 item 12: unknown ids are counted too, so random ids from an attacker fill the table.
+  test("random client ids from one address: the table stays at its cap, the newest pairs kept", () => {
+    const g = createFailureGuard({ maxFailures: 10, windowSeconds: 60, maxTracked: 1000 });
+    for (let i = 0; i < 50_000; i++) g.recordFailure(`random-${i}-${"x".repeat(i % 300)}`, IP, T + i);
+    expect(g.size).toBe(1000);
+    expect(g.retryAfter("random-49999-" + "x".repeat(49_999 % 300), IP, T + 50_000)).toBe(0);
+    for (let i = 0; i < 10; i++) g.recordFailure("random-49999-" + "x".repeat(49_999 % 300), IP, T + 50_000);
+    expect(g.retryAfter("random-49999-" + "x".repeat(49_999 % 300), IP, T + 50_000)).toBeGreaterThan(0);
+  });
+
+  test("pair keys have a bounded length whatever the client sent, and stay distinct", () => {
+    const long = "a".repeat(8192);
+    const keys = [pairKey(long, IP), pairKey(long + "b", IP), pairKey(long, "2001:db8::1"), pairKey("app", IP), pairKey("app", "2001:db8::1")];
+    for (const k of keys) expect(k.length).toBeLessThanOrEqual(80);
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(pairKey("app", IP)).toBe(`${IP} app`);
   });
 });
