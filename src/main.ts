@@ -17,7 +17,8 @@ import { createFailureGuardFor, type FailureGuardHandle } from "./limits/failure
 import { createQuotaEnforcer, type QuotaEnforcerHandle } from "./limits/quotas.ts";
 import { log } from "./log.ts";
 import { hashSecret } from "./plugins/secrets.ts";
-import type { Runtime, ServerHandle, TlsCert } from "./runtime/types.ts";
+import type { Runtime, ServerHandle } from "./runtime/types.ts";
+import { createAcme, startHttps, type HttpsService } from "./tls/https.ts";
 
 const out = (s: string) => process.stdout.write(s.endsWith("\n") ? s : s + "\n");
 const err = (s: string) => process.stderr.write(s.endsWith("\n") ? s : s + "\n");
@@ -94,19 +95,18 @@ async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
   for (const w of parsed.warnings) log("warn", "config.warning", { location: formatProblem(w) });
   const store = new ConfigStore(snapshot);
   const server = snapshot.config.server;
-  const handler = createGateway(store, () => ({ runtime: runtime.name, version: VERSION, quotas: quotas.status() }));
+  // Created before the listeners: the HTTP listener answers its HTTP-01 challenges.
+  const acme = createAcme(snapshot);
+  let https: HttpsService | null = null;
+  const handler = createGateway(store, () => ({ runtime: runtime.name, version: VERSION, quotas: quotas.status(), ...(https ? { tls: https.status() } : {}) }), acme?.challenges ?? null);
   const listeners: ServerHandle[] = [];
   const http = await runtime.serve({ hostname: server.host, port: opts.port ?? server.port, handler, idleTimeoutSeconds: server.idleTimeout, maxRequestBodySize: server.maxRequestBodySize });
   listeners.push(http);
   log("info", "server.listening", { protocol: "http", host: server.host, port: http.port, runtime: runtime.name, version: VERSION, generation: snapshot.generation });
   if (server.https) {
-    const certs: TlsCert[] = server.https.keyPairs.map((id) => {
-      const kp = snapshot.keyring.get(id)!;
-      return { cert: kp.certificate!.pem, key: kp.privateKey.export({ format: "pem", type: "pkcs8" }) as string, serverNames: kp.certificate!.serverNames };
-    });
-    const https = await runtime.serve({ hostname: server.host, port: server.https.port, handler, tls: certs, idleTimeoutSeconds: server.idleTimeout, maxRequestBodySize: server.maxRequestBodySize });
-    listeners.push(https);
-    log("info", "server.listening", { protocol: "https", host: server.host, port: https.port, names: certs.flatMap((c) => c.serverNames) });
+    https = await startHttps({ runtime, snapshot, handler, acme });
+    listeners.push(https.handle);
+    log("info", "server.listening", { protocol: "https", host: server.host, port: https.port, names: https.names(), acme: acme !== null });
   }
 
   // Reloads parse and validate in a worker thread, so requests keep flowing during a reload.
@@ -117,7 +117,11 @@ async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
   // A change made between the first read and the watcher starting would otherwise go unseen;
   // this costs one hash when nothing changed.
   void reloader.reload("start");
-  reloader.setOnApplied((files) => watcher.setExtraFiles(files));
+  reloader.setOnApplied((files) => {
+    watcher.setExtraFiles(files);
+    // Key pair files (a certbot renewal) and the routes' names (ACME) may have changed.
+    https?.applied(store.current());
+  });
   runtime.onSignal("SIGHUP", () => void reloader.reload("SIGHUP", true));
 
   await new Promise<void>((done) => {
@@ -127,6 +131,7 @@ async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
       stopping = true;
       log("info", "server.stopping", { signal });
       watcher.close();
+      https?.stop();
       // In-flight requests finish; a stuck one does not hold the process forever.
       const grace = new Promise<void>((r) => setTimeout(r, 10_000).unref?.());
       void Promise.race([Promise.all(listeners.map((l) => l.stop(false))), grace]).then(() => done());

@@ -3,6 +3,7 @@
 // a load error, never a silently ignored setting (Otoroshi's W39 turned protected routes into
 // open ones that way).
 import { z } from "zod";
+import { KeyImportError, parseCertificateChain } from "../keys/cert.ts";
 import { parseCidr } from "../net/cidr.ts";
 import { parseDomain } from "../router/domain.ts";
 
@@ -199,6 +200,59 @@ export const KeyPairConfig = z.strictObject({
   description: z.string().optional(),
 });
 
+// ---------------------------------------------------------------- server: ACME
+
+const LDH_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+export const Acme = z.strictObject({
+  enabled: z.boolean().default(true).describe("false: keep the settings but order nothing"),
+  email: z.email("not a valid email address").optional().describe("Contact address given to the ACME server (expiry notices, if it sends any)"),
+  directory: z
+    .url({ protocol: /^https?$/, error: "not an http(s) URL" })
+    .refine(acmeDirectoryAllowed, "the ACME directory must be an https URL (http only on a loopback address)")
+    .default("https://acme-v02.api.letsencrypt.org/directory")
+    .describe("ACME directory URL. Let's Encrypt staging: https://acme-staging-v02.api.letsencrypt.org/directory"),
+  directoryCa: z
+    .string()
+    .min(1)
+    .superRefine((pem, ctx) => {
+      try {
+        parseCertificateChain(pem);
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: e instanceof KeyImportError ? e.message : "not a PEM certificate" });
+      }
+    })
+    .optional()
+    .describe("PEM CA certificate(s) trusted, instead of the system's, for the ACME server (a private CA); ${file:ca.pem}"),
+  domains: z
+    .array(
+      z.string().superRefine((d, ctx) => {
+        const m = acmeDomainProblem(d);
+        if (m) ctx.addIssue({ code: "custom", message: m });
+      }),
+    )
+    .optional()
+    .describe("Names to obtain certificates for (one certificate each). Default: every exact host of the routes' domains"),
+  renewBefore: z.number().positive("must be a positive number of days").max(3650, "must be at most 3650 days").optional().describe("Renew this many days (fractions allowed) before expiry. Default: a third of the certificate's lifetime"),
+});
+
+/** https everywhere; plain http only to a server on this machine (a test CA such as Pebble behind a TLS terminator). */
+function acmeDirectoryAllowed(url: string): boolean {
+  if (!URL.canParse(url)) return true; // the url check above reports it
+  const u = new URL(url);
+  return u.protocol !== "http:" || /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/.test(u.hostname);
+}
+
+/** HTTP-01 proves control of one exact DNS name (RFC 8555 §8.3); wildcards need DNS-01. */
+export function acmeDomainProblem(d: string): string | null {
+  if (d.startsWith("*.")) return "wildcard names need the DNS-01 challenge, which otoroshi-lite does not do; list exact names";
+  const host = d.toLowerCase().replace(/\.$/, "");
+  const labels = host.split(".");
+  if (host.length > 253 || labels.length < 2 || !labels.every((l) => LDH_LABEL.test(l))) return "not a DNS name with two labels or more (letters, digits and '-')";
+  if (labels.every((l) => /^\d+$/.test(l))) return "an IP address cannot be validated over HTTP-01 here; list DNS names";
+  return null;
+}
+
 // ---------------------------------------------------------------- server
 
 export const Server = z
@@ -208,7 +262,11 @@ export const Server = z
     https: z
       .strictObject({
         port: z.number().int().min(0).max(65535).default(8443).describe("HTTPS port"),
-        keyPairs: z.array(name("key pair id")).min(1).describe("Key pairs (with a certificate) served by SNI; the first is the default."),
+        keyPairs: z.array(name("key pair id")).default([]).describe("Key pairs (with a certificate) served by SNI; the first is the default. They win over ACME certificates for their names."),
+        acme: Acme.optional().describe("Certificates obtained and renewed with ACME (RFC 8555) over HTTP-01, kept in stateDir"),
+      })
+      .superRefine((h, ctx) => {
+        if (h.keyPairs.length === 0 && !h.acme?.enabled) ctx.addIssue({ code: "custom", path: ["keyPairs"], message: "the HTTPS listener needs certificates: list keyPairs, or enable acme" });
       })
       .optional()
       .describe("HTTPS listener; certificates chosen by SNI"),
@@ -221,7 +279,7 @@ export const Server = z
       )
       .default([])
       .describe("Addresses or CIDRs (IPv4/IPv6) of proxies in front of the gateway whose X-Forwarded-* headers are trusted"),
-    stateDir: z.string().min(1).optional().describe("Where generated key pairs and counters are kept. Default: the config file's directory."),
+    stateDir: z.string().min(1).optional().describe("Where generated key pairs, counters and ACME accounts and certificates are kept. Default: the config file's directory."),
     idleTimeout: z.number().int().min(1).max(255).default(30).describe("Seconds a keep-alive connection may stay idle."),
     maxRequestBodySize: z.number().int().min(1024).default(1024 * 1024 * 1024).describe("Largest request body accepted on routes, bytes."),
     store: z.string().regex(/^rediss?:\/\/.+/, 'expected "redis://host:port" (or "rediss://")').optional().describe("Where quota counters live: absent = in memory, persisted to stateDir; \"redis://host:port[/db]\" = shared."),
@@ -255,5 +313,6 @@ export type ApikeysPluginConfig = z.output<typeof ApikeysConfig>;
 export type ClientCredentialServiceConfig = z.output<typeof ClientCredentialConfig>;
 export type KeyPairEntry = z.output<typeof KeyPairConfig>;
 export type ServerConfig = z.output<typeof Server>;
+export type AcmeConfig = z.output<typeof Acme>;
 
 export const DEFAULT_SIGNING_KEY_PAIR = "otoroshi-jwt-signing";

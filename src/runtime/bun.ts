@@ -1,5 +1,6 @@
 // The Bun adapter: the only place (with src/bin/bun.ts) that touches `Bun.*`.
 
+import { createServer, type AddressInfo } from "node:net";
 import { GatewayError, errorResponse } from "../errors.ts";
 import { log } from "../log.ts";
 import type { Runtime, ServeOptions, ServerHandle, Signal, TlsCert, UpstreamFetch, UpstreamTls } from "./types.ts";
@@ -43,32 +44,69 @@ function internalError(error: unknown): Response {
   return errorResponse(new GatewayError(500, "ERR_INTERNAL", "internal error"));
 }
 
+/**
+ * Binds and releases the port without SO_REUSEPORT first: the TLS listener sets it (to hand its
+ * port over, see updateTls), and without this check a second gateway started on the same port
+ * by the same user would silently share the traffic instead of failing to start.
+ */
+async function exclusivePort(hostname: string, port: number): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once("error", reject);
+    probe.listen({ port, host: hostname, exclusive: true }, () => resolve());
+  });
+  const bound = (probe.address() as AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+  return bound;
+}
+
 async function serve(options: ServeOptions): Promise<ServerHandle> {
   const { handler, tls } = options;
   const secure = tls !== undefined && tls.length > 0;
-  const server = Bun.serve({
-    hostname: options.hostname,
-    port: options.port,
-    // Without this Bun renders an HTML error page with the stack outside production.
-    development: false,
-    ...(secure ? { tls: bunTls(tls) } : {}),
-    ...(options.idleTimeoutSeconds !== undefined
-      ? { idleTimeout: Math.max(0, Math.min(MAX_IDLE_TIMEOUT, Math.floor(options.idleTimeoutSeconds))) }
-      : {}),
-    ...(options.maxRequestBodySize !== undefined ? { maxRequestBodySize: options.maxRequestBodySize } : {}),
-    fetch(req, srv) {
-      // null when the peer is already gone; the handler still runs, with no address to report.
-      const ip = srv.requestIP(req);
-      return handler(req, { remoteAddress: ip ? normaliseAddress(ip.address) : "", secure });
-    },
-    error: internalError,
-  });
-  const port = server.port ?? options.port;
+  const listen = (port: number, certs: TlsCert[] | undefined) =>
+    Bun.serve({
+      hostname: options.hostname,
+      port,
+      // Without this Bun renders an HTML error page with the stack outside production.
+      development: false,
+      ...(certs ? { tls: bunTls(certs), reusePort: true } : {}),
+      ...(options.idleTimeoutSeconds !== undefined
+        ? { idleTimeout: Math.max(0, Math.min(MAX_IDLE_TIMEOUT, Math.floor(options.idleTimeoutSeconds))) }
+        : {}),
+      ...(options.maxRequestBodySize !== undefined ? { maxRequestBodySize: options.maxRequestBodySize } : {}),
+      fetch(req, srv) {
+        // null when the peer is already gone; the handler still runs, with no address to report.
+        const ip = srv.requestIP(req);
+        return handler(req, { remoteAddress: ip ? normaliseAddress(ip.address) : "", secure });
+      },
+      error: internalError,
+    });
+  const port = secure ? await exclusivePort(options.hostname, options.port) : options.port;
+  let server = listen(port, secure ? tls : undefined);
+  const draining = new Set<Promise<void>>();
   return {
-    port,
+    port: server.port ?? port,
     async stop(force = false) {
-      await server.stop(force);
+      await Promise.all([server.stop(force), ...draining]);
     },
+    // Bun.serve cannot change its certificates (reload() ignores `tls`: oven-sh/bun#43815), so a
+    // new listener takes the port (SO_REUSEPORT) and the old one stops accepting and drains:
+    // its requests in flight finish, its idle keep-alive connections close (clients reconnect,
+    // RFC 9112 §9.5). Linux resets what was still in the old socket's accept queue unless
+    // net.ipv4.tcp_migrate_req=1 (docs/https.md).
+    ...(secure
+      ? {
+          async updateTls(certs: TlsCert[]) {
+            if (certs.length === 0) throw new Error("a TLS listener needs a certificate");
+            const next = listen(server.port ?? port, certs);
+            const old = server;
+            server = next;
+            const done = old.stop(false).catch(() => {});
+            draining.add(done);
+            void done.then(() => draining.delete(done));
+          },
+        }
+      : {}),
   };
 }
 

@@ -43,6 +43,12 @@ export interface ServerHandle {
   readonly port: number;
   /** Stop accepting; in-flight requests finish unless force. */
   stop(force?: boolean): Promise<void>;
+  /**
+   * TLS listeners: serve these certificates (same rules as ServeOptions.tls) from the next
+   * handshake on, without refusing a connection or cutting a request in flight. Resolves once
+   * new handshakes get them.
+   */
+  updateTls?(certs: TlsCert[]): Promise<void>;
 }
 
 /** TLS settings for calls to a backend target. */
