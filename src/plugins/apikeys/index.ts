@@ -79,8 +79,10 @@ export function createApikeysStage(config: ApikeysPluginConfig, deps: ApikeysDep
         return typeof wait === "number" ? decide(wait) : wait.then(decide);
       }
       case "otoBearer": {
+        // Compared whether or not the id exists, so the time taken does not tell.
+        const ok = registry.checkBearer(cred.clientId, cred.bearer, now);
         const key = registry.get(cred.clientId);
-        if (!key || !registry.checkBearer(cred.clientId, cred.bearer, now)) throw bad();
+        if (!ok || !key) throw bad();
         return key;
       }
       case "jwt": {

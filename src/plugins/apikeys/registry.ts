@@ -42,6 +42,9 @@ export function otoBearerFor(clientId: string, plainSecret: string): string {
   return `${data}_${createHmac("sha256", plainSecret).update(data).digest("hex")}`;
 }
 
+/** Compared against when there is no bearer to compare against (checkBearer). */
+const DUMMY_BEARER = otoBearerFor("-", "-");
+
 export class ApiKeyRegistry {
   private readonly configs = new Map<string, ApiKeyConfig>();
   private readonly records = new Map<string, ApiKeyRecord>();
@@ -129,7 +132,11 @@ export class ApiKeyRegistry {
       for (const p of k.previousSecrets) if (!isHashedSecret(p.secret)) bearers.push({ value: otoBearerFor(clientId, p.secret), until: toEpochMs(p.validUntil) ?? 0 });
       s.bearers = bearers;
     }
-    for (const b of s?.bearers ?? []) if (safeEqual(b.value, bearer) && (b.until === null || now < b.until)) ok = true;
+    const bearers = s?.bearers ?? [];
+    for (const b of bearers) if (safeEqual(b.value, bearer) && (b.until === null || now < b.until)) ok = true;
+    // At least one comparison whatever the id, as checkSecret does: an unknown id (or a key
+    // whose secrets are hashed) must not answer faster than a known one.
+    if (bearers.length === 0) safeEqual(DUMMY_BEARER, bearer);
     return ok;
   }
 
