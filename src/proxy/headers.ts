@@ -179,14 +179,15 @@ function badFraming(message: string): GatewayError {
 }
 
 /**
- * The request body length the client declared, or null (no body, or chunked). Both listeners
- * already refuse most bad framing themselves (differing lengths on separate lines, signs, Content-Length
- * with Transfer-Encoding); what reaches here and is still wrong gets a 400, never a guess:
+ * The request body length the client declared, or null (no body, or chunked). The listeners
+ * already refuse most bad framing themselves (differing lengths on separate lines, signs,
+ * Content-Length with Transfer-Encoding); what reaches here and is still wrong gets a 400,
+ * never a guess:
  * - a list of one repeated length ("5, 5", "5, 05") is that length (RFC 9112 §6.3 item 5);
  *   anything else in Content-Length is invalid (§6.3 item 5: "unrecoverable error");
- * - Transfer-Encoding other than "chunked" (Deno passes "gzip, chunked" on): the body would
- *   reach the backend still coded with nothing saying so (RFC 9112 §6.1 suggests 501; 400 is
- *   what Bun's listener answers, and a client's framing is not a server fault).
+ * - Transfer-Encoding other than "chunked" (a listener may pass "gzip, chunked" on): the body
+ *   would reach the backend still coded with nothing saying so (RFC 9112 §6.1 suggests 501;
+ *   400 is what a stricter listener answers, and a client's framing is not a server fault).
  */
 export function declaredLength(headers: Headers): number | null {
   const te = headers.get("transfer-encoding");
