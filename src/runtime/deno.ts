@@ -3,138 +3,206 @@
 import http from "node:http";
 import https from "node:https";
 import { Readable } from "node:stream";
-import { GatewayError, errorResponse } from "../errors.ts";
 import { log } from "../log.ts";
+import { certPicker, connectionTimeouts, internalError, limitBody, normaliseAddress } from "./listener.ts";
 import type { Handler, Runtime, ServeOptions, ServerHandle, Signal, TlsCert, UpstreamFetch, UpstreamTls } from "./types.ts";
 
-/** "::ffff:1.2.3.4" (an IPv4 peer on a dual-stack socket) → "1.2.3.4". */
-function normaliseAddress(address: string): string {
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
-  return mapped ? mapped[1] : address;
-}
-
-function internalError(error: unknown): Response {
-  // A refusal that escaped the handler (e.g. the body limit below) keeps its status.
-  if (error instanceof GatewayError) return errorResponse(error);
-  // Last resort: the gateway renders its own errors, so reaching this is a bug worth a log
-  // line; the client gets the Otoroshi error shape and never the stack.
-  log("error", "http.unhandled_error", { error });
-  return errorResponse(new GatewayError(500, "ERR_INTERNAL", "internal error"));
-}
-
-const tooLarge = () => errorResponse(new GatewayError(413, "ERR_PAYLOAD_TOO_LARGE", "payload too large"));
-
-/**
- * Deno.serve has no body limit, so it is enforced here as Bun does natively: a declared
- * Content-Length over the limit is refused before the handler runs; a chunked body errors
- * the handler's stream once it grows past the limit.
- */
-function limitBody(req: Request, max: number | undefined): Request | Response {
-  if (max === undefined || req.body === null) return req;
-  const declared = req.headers.get("content-length");
-  if (declared !== null) return Number(declared) > max ? tooLarge() : req;
-  let seen = 0;
-  const counter = new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, controller) {
-      seen += chunk.byteLength;
-      if (seen > max) controller.error(new GatewayError(413, "ERR_PAYLOAD_TOO_LARGE", "payload too large"));
-      else controller.enqueue(chunk);
-    },
-  });
-  return new Request(req, { body: req.body.pipeThrough(counter), duplex: "half" } as RequestInit);
-}
-
-/** Picks a certificate for an SNI name: exact, then "*.<parent>" (one label), then the first. */
-function sniPicker(certs: TlsCert[]): (sni: string) => TlsCert {
-  const byName = new Map<string, TlsCert>();
-  for (const c of certs) {
-    for (const raw of c.serverNames) {
-      const name = raw.toLowerCase().replace(/\.$/, "");
-      if (!byName.has(name)) byName.set(name, c);
-    }
-  }
-  return (sni) => {
-    const name = sni.toLowerCase().replace(/\.$/, "");
-    const dot = name.indexOf(".");
-    return byName.get(name) ?? (dot > 0 ? byName.get("*" + name.slice(dot)) : undefined) ?? certs[0];
-  };
-}
-
-type ServeOnListener = (
-  listener: Deno.TlsListener,
+type ServeOnConnection = (
+  conn: Deno.Conn,
   signal: AbortSignal,
   handler: Deno.ServeHandler<Deno.NetAddr>,
   onError: (error: unknown) => Response,
   onListen: () => void,
-  automaticCompression: boolean,
 ) => Deno.HttpServer<Deno.NetAddr>;
 
 /**
- * Deno 2.9 has no public SNI for servers: Deno.serve takes one cert. Deno.listenTls honours
- * an unstable resolver under Symbol.for("unstableSniResolver") (called once per distinct
- * name, then cached by Deno), and Deno.serve's own engine for a listener is reachable only
- * through Deno's internals. Both are feature-detected; without them we serve the first cert.
+ * Deno.serve (2.9) has no request-header timeout and no keep-alive idle timeout
+ * (denoland/deno#3515, #32497), so the adapter accepts connections itself and runs Deno.serve's
+ * own engine on each (reachable only through Deno's internals): it can then close a connection
+ * that is idle too long. Deno's node:http server has both timeouts, but costs ~30 µs more CPU
+ * per request than this engine (~1 µs more than Deno.serve; measured, docs/operations.md).
  */
-function serveWithSni(options: ServeOptions, certs: TlsCert[], signal: AbortSignal, handler: Deno.ServeHandler<Deno.NetAddr>) {
+function serveOnConnection(): ServeOnConnection | undefined {
   const internal = (Deno as unknown as { internal?: symbol }).internal;
-  const internals = internal ? (Deno as unknown as Record<symbol, { serveHttpOnListener?: ServeOnListener } | undefined>)[internal] : undefined;
-  const serveOnListener = internals?.serveHttpOnListener;
-  if (typeof serveOnListener !== "function") {
-    log("warn", "tls.sni_unsupported", { message: "this Deno cannot choose certificates by SNI; serving the first certificate to every client" });
-    return undefined;
-  }
-  const pick = sniPicker(certs);
-  const listener = Deno.listenTls({
+  const internals = internal ? (Deno as unknown as Record<symbol, { serveHttpOnConnection?: ServeOnConnection } | undefined>)[internal] : undefined;
+  const serve = internals?.serveHttpOnConnection;
+  return typeof serve === "function" ? serve : undefined;
+}
+
+/**
+ * Deno 2.9 has no public SNI for servers; Deno.listenTls honours an unstable resolver under
+ * Symbol.for("unstableSniResolver") (called once per distinct name, then cached by Deno).
+ */
+function listen(options: ServeOptions, certs: TlsCert[]): Deno.Listener {
+  if (certs.length === 0) return Deno.listen({ hostname: options.hostname, port: options.port });
+  const pick = certPicker(certs, ({ cert, key }) => ({ cert, key }));
+  return Deno.listenTls({
     hostname: options.hostname,
     port: options.port,
+    ...(REUSE_PORT ? { reusePort: true } : {}),
     cert: certs[0].cert,
     key: certs[0].key,
     alpnProtocols: ["h2", "http/1.1"],
-    [Symbol.for("unstableSniResolver")]: (sni: string) => {
-      const { cert, key } = pick(sni);
-      return { cert, key };
-    },
+    ...(certs.length > 1 ? { [Symbol.for("unstableSniResolver")]: pick } : {}),
   } as Deno.ListenTlsOptions & Deno.TlsCertifiedKeyPem);
-  // The gateway passes backend bodies through as they are; never recompress them.
-  return serveOnListener(listener, signal, handler, internalError, () => {}, false);
+}
+
+/**
+ * SO_REUSEPORT lets a TLS listener with new certificates take the port before the old one
+ * closes (updateTls). Deno allows it on listenTls only with --unstable-net (deno.json), and
+ * exits rather than throws without it: the flag is detected by an API it also unlocks.
+ */
+const REUSE_PORT = typeof (Deno as unknown as { listenDatagram?: unknown }).listenDatagram === "function";
+
+/**
+ * Binds and releases the port without SO_REUSEPORT first, so that a second gateway started on
+ * the same port by the same user fails to start instead of silently sharing the traffic.
+ */
+function exclusivePort(options: ServeOptions): number {
+  const probe = Deno.listen({ hostname: options.hostname, port: options.port });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  return port;
+}
+
+interface Connection {
+  readonly abort: AbortController;
+  server?: Deno.HttpServer<Deno.NetAddr>;
+  /** Requests being answered (HTTP/2 may have several). */
+  busy: number;
+  /** performance.now() past which an idle connection is closed. */
+  deadline: number;
+}
+
+/**
+ * A connection must complete a request head within headerMs of opening and the next one within
+ * idleMs of its last response, or it is closed. One timer checks every connection each checkMs
+ * rather than one timer per request (the deadline is then up to checkMs late).
+ */
+function serveTimed(options: ServeOptions, serveOn: ServeOnConnection, handler: Deno.ServeHandler<Deno.NetAddr>): ServerHandle {
+  const { headerMs, idleMs, checkMs } = connectionTimeouts(options.idleTimeoutSeconds);
+  let served = options.tls ?? [];
+  let listener = listen(REUSE_PORT && served.length ? { ...options, port: exclusivePort(options) } : options, served);
+  const port = (listener.addr as Deno.NetAddr).port;
+  const connections = new Set<Connection>();
+  // shutdown(), not abort: aborting a connection whose client has just left throws from inside
+  // Deno (an uncaught BadResource); shutdown() closes an idle one at once and is safe on a gone one.
+  const close = (c: Connection) => {
+    c.deadline = Infinity;
+    void c.server?.shutdown().catch(() => {});
+  };
+  const sweep = setInterval(() => {
+    const now = performance.now();
+    for (const c of connections) if (c.busy === 0 && now >= c.deadline) close(c);
+  }, checkMs);
+  Deno.unrefTimer(sweep);
+  let closing = false;
+  // One loop per listener; a listener replaced by updateTls ends its loop.
+  const retired = new WeakSet<Deno.Listener>();
+  const accept = async (l: Deno.Listener) => {
+    let warned = 0;
+    while (!closing && !retired.has(l)) {
+      let conn: Deno.Conn;
+      try {
+        conn = await l.accept();
+      } catch (error) {
+        if (closing || retired.has(l)) return;
+        // Out of file descriptors and the like: back off instead of spinning; log once a second.
+        if (performance.now() - warned > 1000) {
+          warned = performance.now();
+          log("warn", "http.accept_failed", { error });
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
+      track(conn);
+    }
+  };
+  const track = (conn: Deno.Conn) => {
+    // Known gap: Deno cannot close a TLS connection during its handshake (its TLS stream holds
+    // the socket until the handshake ends, with no timeout), so a client that never completes
+    // one is closed only once it does (docs/security.md, "Limits and slow clients").
+    if (closing) return void conn.close();
+    const c: Connection = { abort: new AbortController(), busy: 0, deadline: performance.now() + headerMs };
+    const idle = () => {
+      if (--c.busy === 0) c.deadline = performance.now() + idleMs;
+    };
+    const server = serveOn(conn, c.abort.signal, (req, info) => {
+      c.busy++;
+      info.completed.then(idle, idle);
+      return handler(req, info);
+    }, internalError, () => {});
+    c.server = server;
+    connections.add(c);
+    const gone = () => void connections.delete(c);
+    server.finished.then(gone, gone);
+  };
+  const accepting = [accept(listener)];
+  return {
+    port,
+    async stop(force = false) {
+      closing = true;
+      clearInterval(sweep);
+      listener.close();
+      const open = [...connections];
+      // Idle connections close now, busy ones after their response (hyper's graceful shutdown),
+      // or at once when forced (abort: the one race above is then harmless, the process is ending).
+      for (const c of open) if (force && c.busy > 0) c.abort.abort();
+      else close(c);
+      await Promise.allSettled([...accepting, ...open.map((c) => c.server?.finished)]);
+    },
+    // Deno caches the certificate its SNI resolver gave for a name for the listener's life, so
+    // new certificates need a new listener on the same port. Open connections are not the
+    // listener's: they go on, with the certificate they were given. Without SO_REUSEPORT the
+    // port is free again only once the old listener's pending accept has failed.
+    ...(options.tls?.length
+      ? {
+          async updateTls(certs: TlsCert[]) {
+            if (certs.length === 0 || closing) throw new Error(closing ? "the listener is stopping" : "a TLS listener needs a certificate");
+            const old = listener;
+            retired.add(old);
+            if (!REUSE_PORT) {
+              old.close();
+              await accepting[accepting.length - 1];
+            }
+            try {
+              listener = listen({ ...options, port }, certs);
+            } catch (e) {
+              if (REUSE_PORT) retired.delete(old);
+              else {
+                listener = listen({ ...options, port }, served);
+                accepting.push(accept(listener));
+              }
+              throw e;
+            }
+            served = certs;
+            if (REUSE_PORT) old.close();
+            accepting.push(accept(listener));
+          },
+        }
+      : {}),
+  };
 }
 
 async function serve(options: ServeOptions): Promise<ServerHandle> {
-  const { tls } = options;
-  const secure = tls !== undefined && tls.length > 0;
+  const secure = options.tls !== undefined && options.tls.length > 0;
   const inner: Handler = options.handler;
+  const serveOn = serveOnConnection();
+  // Deno.serve alone would let slow clients hold connections forever: refuse to start instead.
+  if (!serveOn) throw new Error(`Deno ${Deno.version.deno} does not expose the HTTP engine the gateway needs to enforce header and idle timeouts; run the Deno version package.json names, or the Bun binary`);
   const handler: Deno.ServeHandler<Deno.NetAddr> = (req, info) => {
     const limited = limitBody(req, options.maxRequestBodySize);
     if (limited instanceof Response) return limited;
-    return inner(limited, { remoteAddress: normaliseAddress(info.remoteAddr.hostname), secure });
+    // Deno builds req.url from an absolute-form target's own authority (RFC 9112 §3.2.2), and
+    // from Host otherwise: an authority that is not Host's came from the target.
+    const url = req.url;
+    const from = url.indexOf("://") + 3;
+    const to = url.indexOf("/", from);
+    const authority = url.slice(from, to < 0 ? url.length : to);
+    const remoteAddress = normaliseAddress(info.remoteAddr.hostname);
+    return inner(limited, authority === req.headers.get("host") ? { remoteAddress, secure } : { remoteAddress, secure, authority });
   };
-  // Aborting closes the listener and every connection: that is stop(force).
-  const abort = new AbortController();
-  const server =
-    (secure && tls.length > 1 ? serveWithSni(options, tls, abort.signal, handler) : undefined) ??
-    Deno.serve(
-      {
-        hostname: options.hostname,
-        port: options.port,
-        signal: abort.signal,
-        onError: internalError,
-        onListen() {}, // main.ts logs the listener; Deno would print its own line
-        ...(secure ? { cert: tls[0].cert, key: tls[0].key } : {}),
-      },
-      handler,
-    );
-  // idleTimeoutSeconds: Deno.serve exposes no keep-alive idle timeout; hyper's defaults apply.
-  return {
-    port: server.addr.port,
-    async stop(force = false) {
-      if (force) {
-        abort.abort();
-        await server.finished.catch(() => {});
-      } else {
-        await server.shutdown();
-      }
-    },
-  };
+  return serveTimed(options, serveOn, handler);
 }
 
 // Deno's fetch decodes gzip and br bodies even when the caller sets Accept-Encoding, keeps the

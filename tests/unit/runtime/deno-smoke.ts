@@ -2,7 +2,8 @@
 // Deno.*). Prints "ok" and exits 0 when every check passes; prints the failure and exits 1.
 // Run by hand: ./node_modules/.bin/deno run -A tests/unit/runtime/deno-smoke.ts
 
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
+import net from "node:net";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +15,10 @@ import type { Runtime, ServerHandle } from "../../../src/runtime/types.ts";
 // excludes the Deno adapter) does not follow the import into deno.ts.
 const adapter = new URL("../../../src/runtime/deno.ts", import.meta.url).href;
 const { runtime } = (await import(adapter)) as { runtime: Runtime };
+
+function execFileAsync(file: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => execFile(file, args, (err, stdout) => (err ? reject(err) : resolve(stdout))));
+}
 
 function check(cond: unknown, what: string): asserts cond {
   if (!cond) throw new Error(`check failed: ${what}`);
@@ -130,7 +135,91 @@ async function main() {
   check((await certFor(sni.port, "x.B.test", keys.ca1)) === "b", "SNI wildcard → b");
   check((await certFor(sni.port, "other.test", keys.ca1)) === "a", "unknown SNI → first cert");
 
+  await slowClients();
+  await absoluteForm();
+  await gracefulStop();
+  // execFile, not execFileSync: the server answering curl runs on this thread.
+  const h2 = await execFileAsync("curl", ["-sk", "--http2", "-o", "/dev/null", "-w", "%{http_version}", "--resolve", `a.test:${sni.port}:127.0.0.1`, `https://a.test:${sni.port}/`]);
+  check(h2 === "2", `HTTP/2 over TLS (ALPN), got ${h2}`);
+
   check(runtime.name === "deno" && runtime.version === process.versions.deno && Array.isArray(runtime.args), "name, version, args");
+}
+
+/** Resolves with how the server ended a raw connection ("closed"), or "open" after ms. */
+function rawClient(port: number, send: (s: net.Socket) => void, ms: number): Promise<{ end: string; data: string }> {
+  return new Promise((resolve) => {
+    let data = "";
+    const s = net.connect(port, "127.0.0.1", () => send(s));
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve({ end: "open", data });
+    }, ms);
+    s.on("data", (d) => void (data += d.toString("latin1")));
+    s.on("error", () => {});
+    s.on("close", () => {
+      clearTimeout(timer);
+      resolve({ end: "closed", data });
+    });
+  });
+}
+
+/** With idleTimeoutSeconds 1: silent, trickling and idle keep-alive connections are closed; a slow answer is not cut. */
+async function slowClients() {
+  const server = await runtime.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    idleTimeoutSeconds: 1,
+    handler: async (req) => {
+      if (new URL(req.url).pathname === "/slow") await new Promise((r) => setTimeout(r, 2500));
+      return new Response("done");
+    },
+  });
+  servers.push(server);
+  const trickle = (s: net.Socket) => {
+    const t = setInterval(() => (s.destroyed ? clearInterval(t) : s.write("X-A: b\r\n")), 200);
+    s.write("GET / HTTP/1.1\r\nHost: x\r\n");
+  };
+  const [silent, slowHead, keptAlive, slowAnswer] = await Promise.all([
+    rawClient(server.port, () => {}, 8000),
+    rawClient(server.port, trickle, 8000),
+    rawClient(server.port, (s) => s.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 8000),
+    rawClient(server.port, (s) => s.write("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"), 8000),
+  ]);
+  check(silent.end === "closed" && silent.data === "", `a silent connection is closed: ${JSON.stringify(silent)}`);
+  check(slowHead.end === "closed" && slowHead.data === "", `a head sent a line at a time is closed: ${JSON.stringify(slowHead)}`);
+  check(keptAlive.end === "closed" && keptAlive.data.startsWith("HTTP/1.1 200"), `an idle keep-alive connection is closed after its answer: ${JSON.stringify(keptAlive.data.slice(0, 40))}`);
+  // The deadline is for the client's head and idle time, never for the answer.
+  check(slowAnswer.end === "closed" && slowAnswer.data.startsWith("HTTP/1.1 200") && slowAnswer.data.endsWith("done"), `a 2.5 s answer on a 1 s idle timeout is delivered: ${JSON.stringify(slowAnswer.data.slice(0, 40))}`);
+}
+
+/** An absolute-form target's authority reaches the handler as ConnInfo.authority (RFC 9112 §3.2.2). */
+async function absoluteForm() {
+  const server = await runtime.serve({ hostname: "127.0.0.1", port: 0, handler: (req, info) => Response.json({ url: req.url, authority: info.authority ?? null }) });
+  servers.push(server);
+  const ask = async (target: string) => {
+    const { data } = await rawClient(server.port, (s) => s.write(`GET ${target} HTTP/1.1\r\nHost: open.test\r\nConnection: close\r\n\r\n`), 5000);
+    return JSON.parse(data.slice(data.indexOf("\r\n\r\n") + 4));
+  };
+  const absolute = await ask("http://api.test/x?y");
+  check(absolute.authority === "api.test", `absolute-form authority: ${JSON.stringify(absolute)}`);
+  const origin = await ask("/x");
+  check(origin.authority === null && origin.url === "http://open.test/x", `origin-form has no authority: ${JSON.stringify(origin)}`);
+}
+
+/** stop() lets a request in flight finish and refuses new connections; stop(true) cuts it. */
+async function gracefulStop() {
+  const start = () => runtime.serve({ hostname: "127.0.0.1", port: 0, handler: async () => (await new Promise((r) => setTimeout(r, 800)), new Response("finished")) });
+  const graceful = await start();
+  const inFlight = fetch(`http://127.0.0.1:${graceful.port}/`).then((r) => r.text());
+  await new Promise((r) => setTimeout(r, 200));
+  await graceful.stop();
+  check((await inFlight) === "finished", "graceful stop delivers the answer in flight");
+  check(await fails(fetch(`http://127.0.0.1:${graceful.port}/`)), "no new connection after stop");
+  const forced = await start();
+  const cut = fetch(`http://127.0.0.1:${forced.port}/`).then((r) => r.text());
+  await new Promise((r) => setTimeout(r, 200));
+  await forced.stop(true);
+  check(await cut.then(() => false, () => true), "stop(true) cuts the request in flight");
 }
 
 let code = 0;
