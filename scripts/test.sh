@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The whole suite: typecheck, unit, integration, build, e2e against the binary and Deno.
+# The whole suite: typecheck, unit, integration, build, e2e against the binary, the release
+# packaging (arm64 binary under qemu, installer, service unit, Dockerfile), e2e on Deno.
 # `npm test` runs this; .ci/run runs `npm test` after `npm ci`.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 BIN=./node_modules/.bin
 export OTOROSHI_LOG_LEVEL="${OTOROSHI_LOG_LEVEL:-warn}"
 pass=0; fail=0; status=0
@@ -50,6 +51,11 @@ if $BIN/bun run build; then
 else
   fail=$((fail + 1)); status=1
 fi
+
+# The full release (`npm run release`, then scripts/check-release.sh) is not run here; this
+# builds the linux-arm64 binary alone and runs it under qemu, and checks the packaging files.
+step "release: linux-arm64 binary under qemu, install.sh, service unit, Dockerfile"
+run_bun_tests $BIN/bun test --timeout 120000 tests/release
 
 step "e2e against the sources on Deno"
 run_bun_tests env OTOROSHI_E2E_RUNTIME=deno $BIN/bun test --timeout 60000 tests/e2e

@@ -1,4 +1,5 @@
 // Command-line parsing: serve | check | keygen | apikey create | hash-secret | version | help.
+import { VERSION } from "./version.ts";
 
 export interface CliOptions {
   command: "serve" | "check" | "keygen" | "version" | "help" | "apikey-create" | "hash-secret";
@@ -10,7 +11,7 @@ export interface CliOptions {
   secret?: string;
 }
 
-export const VERSION = "0.1.0";
+export { VERSION };
 
 export const HELP = `otoroshi-lite ${VERSION} — an API gateway configured by one YAML file
 
@@ -22,7 +23,7 @@ Usage:
   otoroshi-lite apikey create --client-id ID         print a new random secret once, and the YAML entry
                                                      holding only its hash
   otoroshi-lite hash-secret [SECRET]                 print sha256:<hex> for a secret (read from stdin if absent)
-  otoroshi-lite version | --version                  print the version
+  otoroshi-lite version | --version                  print the version, platform, commit and build date
   otoroshi-lite help | --help                        print this help
 
 Options:

@@ -17,6 +17,7 @@ import { createFailureGuardFor, type FailureGuardHandle } from "./limits/failure
 import { createQuotaEnforcer, type QuotaEnforcerHandle } from "./limits/quotas.ts";
 import { log } from "./log.ts";
 import { hashSecret } from "./plugins/secrets.ts";
+import { versionLine } from "./version.ts";
 import type { Runtime, ServerHandle } from "./runtime/types.ts";
 import { createAcme, startHttps, type HttpsService } from "./tls/https.ts";
 
@@ -167,7 +168,7 @@ export async function main(runtime: Runtime): Promise<number> {
       out(HELP);
       return 0;
     case "version":
-      out(`otoroshi-lite ${VERSION} (${runtime.name} ${runtime.version})`);
+      out(versionLine(runtime.name, runtime.version));
       return 0;
     case "check":
       return check(runtime, opts);
