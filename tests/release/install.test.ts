@@ -184,6 +184,14 @@ describe.skipIf(!DASH)("packaging/install.sh", () => {
     expect(r.tmpLeft).toEqual([]);
   });
 
+  test("an install directory that cannot be created is refused with a hint, no temp files left", async () => {
+    writeFileSync(join(work, "a-file"), "");
+    const r = await install(releaseDir(allFakes()), { installDir: join(work, "a-file", "bin") });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`cannot create ${join(work, "a-file", "bin")} (run as root, or set OTOROSHI_INSTALL_DIR)`);
+    expect(r.tmpLeft).toEqual([]);
+  });
+
   test.each([
     ["SunOS", "i86pc", 'no release for the operating system "SunOS"'],
     ["FreeBSD", "amd64", 'no release for the operating system "FreeBSD"'],

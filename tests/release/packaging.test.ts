@@ -112,6 +112,25 @@ describe.skipIf(!HAVE_BINARY)("packaging/otoroshi.yaml (the service's and the im
   });
 });
 
+describe.skipIf(!HAVE_BINARY)("the built binary and its working directory", () => {
+  // Bun's compiled programs read .env and bunfig.toml from the directory they start in unless
+  // built with --no-compile-autoload-dotenv/-bunfig; a bunfig.toml preload would run its code.
+  test("reads neither .env nor bunfig.toml from there", async () => {
+    const dir = mkdtempSync(join(work, "cwd-"));
+    const marker = join(dir, "preload-ran");
+    writeFileSync(join(dir, "bunfig.toml"), 'preload = ["./preload.js"]\n');
+    writeFileSync(join(dir, "preload.js"), `require("node:fs").writeFileSync(${JSON.stringify(marker)}, "ran");\n`);
+    writeFileSync(join(dir, ".env"), "OTOROSHI_CONFIG=/nonexistent/otoroshi.yaml\n");
+    writeFileSync(join(dir, "otoroshi.yaml"), "server:\n  port: 8080\n");
+    const env = { ...process.env };
+    delete env.OTOROSHI_CONFIG;
+    const r = await run([HOST_BINARY, "check"], { cwd: dir, env, timeoutMs: 30_000 });
+    expect(r.stdout).toContain(`${join(dir, "otoroshi.yaml")}: OK`);
+    expect(r.code).toBe(0);
+    expect(existsSync(marker)).toBe(false);
+  });
+});
+
 /** Dockerfile instructions, continuation lines joined, comments dropped. */
 function instructions(text: string): { op: string; args: string }[] {
   return text
