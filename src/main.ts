@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { HELP, parseArgs, UsageError, VERSION, type CliOptions } from "./cli.ts";
 import { resolveStateDir } from "./config/compile.ts";
-import { compileParsed, loadSnapshot, parseFile, readConfigBytes, type LoadOptions } from "./config/load.ts";
+import { compileParsed, loadParsed, loadSnapshot, type LoadOptions } from "./config/load.ts";
 import { configDigest, Reloader, setWorkerFactory } from "./config/reload.ts";
 import { ConfigStore } from "./config/store.ts";
 import { watchConfig } from "./config/watch.ts";
@@ -34,6 +34,12 @@ function baseLoadOptions(runtime: Runtime, dryRun = false): LoadOptions {
 
 const WEEK = 7 * 24 * 3600 * 1000;
 
+/** "3 d 4 h": how far away a date is, for warnings (the date itself is a value from the file). */
+function inDaysHours(ms: number): string {
+  const h = Math.max(1, Math.round(ms / 3_600_000));
+  return h < 24 ? `${h} h` : `${Math.floor(h / 24)} d${h % 24 ? ` ${h % 24} h` : ""}`;
+}
+
 /** `check` warns about secrets and keys that stop working within 7 days. */
 function expiringSecrets(parsed: ParsedConfig, file: string, now: number): ConfigProblem[] {
   const out: ConfigProblem[] = [];
@@ -43,10 +49,10 @@ function expiringSecrets(parsed: ParsedConfig, file: string, now: number): Confi
   };
   parsed.config.apikeys.forEach((k, i) => {
     const t = soon(k.validUntil);
-    if (t !== null) out.push({ file, ...parsed.locate(["apikeys", i, "validUntil"]), path: `apikeys[${i}].validUntil`, message: `API key "${k.clientId}" expires on ${new Date(t).toISOString()}`, severity: "warning" });
+    if (t !== null) out.push({ file, ...parsed.locate(["apikeys", i, "validUntil"]), path: `apikeys[${i}].validUntil`, message: `this API key expires in ${inDaysHours(t - now)}`, severity: "warning" });
     k.previousSecrets.forEach((p, j) => {
       const u = soon(p.validUntil);
-      if (u !== null) out.push({ file, ...parsed.locate(["apikeys", i, "previousSecrets", j, "validUntil"]), path: `apikeys[${i}].previousSecrets[${j}].validUntil`, message: `a previous secret of "${k.clientId}" stops working on ${new Date(u).toISOString()}`, severity: "warning" });
+      if (u !== null) out.push({ file, ...parsed.locate(["apikeys", i, "previousSecrets", j, "validUntil"]), path: `apikeys[${i}].previousSecrets[${j}].validUntil`, message: `this previous secret stops working in ${inDaysHours(u - now)}`, severity: "warning" });
     });
   });
   return out;
@@ -74,7 +80,8 @@ async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
   let quotas: QuotaEnforcerHandle;
   let guard: FailureGuardHandle | undefined;
   try {
-    const parsed = parseFile(file, readConfigBytes(file), loadOpts.env);
+    // The same read, parse and validation as `check` (loadSnapshot): what check accepts, start does.
+    const parsed = loadParsed(file, loadOpts.env);
     const s = parsed.config.server;
     // Counters and the failed-secret limiter live for the whole process: a reload keeps them.
     try {

@@ -1,6 +1,6 @@
 // compile: import keys once, build indexes and each plugin from its config slice, build the
 // handler. The snapshot is frozen; nothing in it changes after this function returns.
-import { existsSync } from "node:fs";
+import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { ConfigError, type ConfigProblem } from "../errors.ts";
 import { createHandler, type CompiledRoute, type Sink } from "../handler.ts";
@@ -53,6 +53,29 @@ export interface Snapshot {
   handle(req: Request, info: ConnInfo): Promise<Response>;
 }
 
+// RFC 7468 §4 labels: a key import message may name the label it found; any other text between
+// "BEGIN " and the dashes came from the file (a value: not quoted).
+const PEM_LABELS = new Set(["PRIVATE KEY", "ENCRYPTED PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "DSA PRIVATE KEY", "OPENSSH PRIVATE KEY", "PUBLIC KEY", "RSA PUBLIC KEY", "CERTIFICATE", "TRUSTED CERTIFICATE", "CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST", "X509 CRL", "PKCS7", "CMS", "EC PARAMETERS", "DH PARAMETERS"]);
+function withoutPemLabel(message: string): string {
+  return message.replace(/'BEGIN ([^']*)'/g, (whole, label: string) => (PEM_LABELS.has(label) ? whole : "'BEGIN …'"));
+}
+
+/** Why the start could not create files in dir (an errno code), or null when it could. */
+function unwritable(dir: string): string | null {
+  for (let d = dir; ; ) {
+    try {
+      if (!statSync(d).isDirectory()) return "ENOTDIR: not a directory";
+      accessSync(d, constants.W_OK | constants.X_OK);
+      return null;
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? "error";
+      const parent = dirname(d);
+      if (code !== "ENOENT" || parent === d) return code;
+      d = parent; // mkdir -p would create it: can the nearest existing ancestor take it?
+    }
+  }
+}
+
 export function resolveStateDir(config: Config, file: string, override?: string): string {
   if (override) return resolve(override);
   const base = dirname(resolve(file));
@@ -61,7 +84,7 @@ export function resolveStateDir(config: Config, file: string, override?: string)
 
 function importKeys(config: Config, parsed: ParsedConfig, file: string, stateDir: string, problems: ConfigProblem[], dryRun: boolean): Map<string, KeyPair> {
   const pairs = new Map<string, KeyPair>();
-  const at = (path: Path, message: string) => problems.push({ file, ...parsed.locate(path), path: pathToString(path), message });
+  const at = (path: Path, message: string) => problems.push({ file, ...parsed.locate(path), path: pathToString(path), message: withoutPemLabel(message) });
   config.keypairs.forEach((k, i) => {
     try {
       pairs.set(k.id, importKeyPair(k.id, k.privateKey, k.certificate));
@@ -80,15 +103,22 @@ function importKeys(config: Config, parsed: ParsedConfig, file: string, stateDir
   if (wantsDefault && !config.keypairs.some((k) => k.id === DEFAULT_SIGNING_KEY_PAIR)) {
     try {
       const stored = join(stateDir, `${DEFAULT_SIGNING_KEY_PAIR}.key.pem`);
-      const { pem, path, created } =
+      const generated =
         dryRun && !existsSync(stored)
-          ? { pem: generateKeyPairPem("RS256").privateKeyPem, path: stored, created: false }
+          ? { pem: generateKeyPairPem("RS256").privateKeyPem, path: stored, created: false, unwritable: unwritable(stateDir) }
           : loadOrCreateKeyPair(stateDir, DEFAULT_SIGNING_KEY_PAIR, "RS256");
+      // `check` writes nothing, but says what the start would fail on.
+      if ("unwritable" in generated && generated.unwritable) {
+        throw new StateDirError(`server.stateDir: cannot write the generated key pair ${DEFAULT_SIGNING_KEY_PAIR} there (${generated.unwritable}); set server.stateDir to a writable directory or declare the key pair under keypairs:`);
+      }
+      const { pem, path, created } = generated;
       if (created) log("info", "keypair.generated", { id: DEFAULT_SIGNING_KEY_PAIR, path });
       pairs.set(DEFAULT_SIGNING_KEY_PAIR, importKeyPair(DEFAULT_SIGNING_KEY_PAIR, pem));
     } catch (e) {
       if (!(e instanceof StateDirError || e instanceof KeyImportError)) throw e;
-      at(config.server.stateDir ? ["server", "stateDir"] : [], e instanceof StateDirError ? e.message : `server.stateDir: ${e.message}`);
+      // The directory's path is a value from the file when server.stateDir sets it: not quoted.
+      const message = e instanceof StateDirError ? e.message : `server.stateDir: ${e.message}`;
+      at(config.server.stateDir ? ["server", "stateDir"] : [], config.server.stateDir ? message.split(stateDir).join("<server.stateDir>") : message);
     }
   }
   return pairs;

@@ -1,6 +1,6 @@
 // Generates the field reference of docs/configuration.md from the JSON Schema, so every field,
 // its type, default and description stay in step with the schema.
-import { jsonSchemaText } from "./json-schema.ts";
+import { jsonSchemaObject } from "./json-schema.ts";
 
 type JS = {
   type?: string | string[];
@@ -45,7 +45,7 @@ function isObject(s: JS): boolean {
 }
 
 export function configReference(): string {
-  const root = JSON.parse(jsonSchemaText()) as JS;
+  const root = jsonSchemaObject() as JS;
   const sections: string[] = [];
   const walk = (path: string, s: JS): void => {
     const obj = isObject(s) ? s : s.items && isObject(s.items) ? s.items : null;

@@ -1,8 +1,8 @@
 // The reload worker: a thread of its own that parses reloads (YAML with positions, ${…}
 // substitution, schema validation, reference checks), so the thread serving requests only
 // compiles the result. It runs parseConfig, the very function the synchronous path runs, and
-// answers with plain data. Started once by the Reloader (src/config/reload.ts), reused for every
-// reload; the Bun binary embeds it as a second entry point (package.json `build`).
+// answers with plain data. Started once (src/config/parse-worker.ts), reused for every reload;
+// the Bun binary embeds it as a second entry point (package.json `build`).
 import { createHash } from "node:crypto";
 import { ConfigError, type ConfigProblem } from "../errors.ts";
 import { parseConfig, type Path } from "./parse.ts";
@@ -13,6 +13,8 @@ export interface ParseRequest {
   /** The config file's bytes, read by the main thread when the reload started. */
   bytes: Uint8Array;
   env: Record<string, string | undefined>;
+  /** The running server.maxConfigSize: larger bytes are refused before the parse. */
+  maxConfigSize?: number;
 }
 
 /** Where the paths compile may report a problem at are (compile.ts: importKeys). Key: JSON of the path. */
@@ -38,6 +40,7 @@ export type ParseReply =
       positions: Positions;
     }
   | { id: number; ok: false; problems: ConfigProblem[] }
+  /** An error that is not a config problem (a bug): its name only, its message may quote the file. */
   | { id: number; ok: false; unexpected: string };
 
 /** Posted once, when the worker's modules are loaded and it takes requests. */
@@ -54,7 +57,7 @@ function compilePaths(config: { keypairs: readonly unknown[] }): Path[] {
 
 function parseReply(req: ParseRequest): ParseReply {
   try {
-    const parsed = parseConfig(req.bytes, req.file, { env: req.env });
+    const parsed = parseConfig(req.bytes, req.file, { env: req.env, maxConfigSize: req.maxConfigSize });
     const json = JSON.stringify(parsed.config);
     const positions: Positions = {};
     for (const p of compilePaths(parsed.config)) positions[JSON.stringify(p)] = parsed.locate(p);
@@ -70,7 +73,7 @@ function parseReply(req: ParseRequest): ParseReply {
     };
   } catch (e) {
     if (e instanceof ConfigError) return { id: req.id, ok: false, problems: e.problems };
-    return { id: req.id, ok: false, unexpected: e instanceof Error ? e.message : String(e) };
+    return { id: req.id, ok: false, unexpected: e instanceof Error ? e.name : typeof e };
   }
 }
 

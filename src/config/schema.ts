@@ -4,8 +4,7 @@
 // open ones that way).
 import { z } from "zod";
 import { KeyImportError, parseCertificateChain } from "../keys/cert.ts";
-import { parseCidr } from "../net/cidr.ts";
-import { parseDomain } from "../router/domain.ts";
+import { BYTES, CALLS, cidr, domain, hostname, MILLISECONDS, quantity, redisUrl, SECONDS, storedSecret } from "./fields.ts";
 
 const name = (what: string) =>
   z.string().min(1, `${what} must not be empty`).regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, `${what} may contain letters, digits, '.', '_', ':' and '-' only`);
@@ -96,7 +95,7 @@ export const RoutePlugin = z.discriminatedUnion(
 export const ClientCredentialConfig = z
   .strictObject({
     domain: z.string().min(1).default("*").describe("Regex on the request host (anchored, case-insensitive); \"*\" = any host."),
-    expiration: z.number().int().min(1000).max(366 * 24 * 3600 * 1000).default(3_600_000).describe("Token lifetime in milliseconds."),
+    expiration: quantity(MILLISECONDS, 1000, 366 * 24 * 3600 * 1000).default(3_600_000).describe("Token lifetime in milliseconds."),
     defaultKeyPair: name("defaultKeyPair").default("otoroshi-jwt-signing").describe("Key pair signing tokens of keys without a jwt-sign-keypair; otoroshi-jwt-signing is generated on first start when not declared"),
     secure: z.boolean().default(true).describe("true: the endpoints answer only over https (or X-Forwarded-Proto: https from a trusted proxy)."),
     issuer: z.url({ protocol: /^https?$/ }).optional().describe("Token issuer; default: the request's scheme and host, as Otoroshi does."),
@@ -105,7 +104,7 @@ export const ClientCredentialConfig = z
       .default([])
       .describe("Key pairs that no longer sign but still verify tokens and stay in the JWKS: keep the old defaultKeyPair here after a rotation until its tokens have expired"),
     audience: z.string().min(1).default("otoroshi").describe("aud claim of issued tokens; tokens presented on routes must carry it"),
-    maxBodySize: z.number().int().min(256).max(10 * 1024 * 1024).default(64 * 1024).describe("Largest token/introspection request body, bytes."),
+    maxBodySize: quantity(BYTES, 256, 10 * 1024 * 1024).default(64 * 1024).describe("Largest token/introspection request body, bytes."),
   })
   .prefault({});
 
@@ -118,7 +117,7 @@ export const GlobalPlugin = z.discriminatedUnion(
 // ---------------------------------------------------------------- routes
 
 export const Target = z.strictObject({
-  hostname: z.string().min(1).regex(/^[^\s/?#@]+$/, "a hostname or IP address, without scheme or path"),
+  hostname: hostname.describe("Host name or IP address (IPv6 with or without brackets); the port goes in `port`"),
   port: z.number().int().min(1).max(65535).optional().describe("Default: 443 with tls, else 80."),
   tls: z.boolean().default(false).describe("Call the target over https (certificate verified by default)"),
   weight: z.number().int().min(1).max(1000).default(1).describe("Relative share of calls (smooth weighted round-robin)"),
@@ -143,22 +142,17 @@ export const Route = z.strictObject({
   groups: z.array(name("group")).min(1).default(["default"]).describe("Groups this route belongs to (API keys authorize `group_<id>`)."),
   frontend: z.strictObject({
     domains: z
-      .array(
-        z.string().min(1).superRefine((d, ctx) => {
-          const r = parseDomain(d);
-          if (!r.ok) ctx.addIssue({ code: "custom", message: r.message });
-        }),
-      )
+      .array(domain)
       .min(1, "a route needs at least one domain")
       .describe('"host" or "host/path" as in Otoroshi; "*.example.com" matches any subdomain. Hosts match case-insensitively, whatever the port; paths match whole segments'),
     methods: z.array(method).optional().describe("Allowed methods; empty or absent: any."),
     stripPath: z.boolean().default(true).describe("Remove the matched path prefix before calling the backend."),
-    maxBodySize: z.number().int().min(0).optional().describe("Largest request body on this route, bytes (413 beyond). Default: server.maxRequestBodySize"),
+    maxBodySize: quantity(BYTES, 0).optional().describe("Largest request body on this route, bytes (413 beyond). Default: server.maxRequestBodySize"),
   }).describe("What the route answers: domains, methods"),
   backend: z.strictObject({
     targets: z.array(Target).min(1, "a route needs at least one target"),
     root: z.string().startsWith("/", "root must start with /").default("/").describe("Path prefix prepended on the backend."),
-    timeout: z.number().int().min(1).max(3_600_000).default(30_000).describe("Milliseconds to wait for the backend's response headers (then 504)."),
+    timeout: quantity(MILLISECONDS, 1, 3_600_000).default(30_000).describe("Milliseconds to wait for the backend's response headers (then 504)."),
     preserveHost: z.boolean().default(false).describe("Send the client's Host header instead of the target's hostname."),
   }).describe("Where the route sends calls"),
   plugins: z.array(RoutePlugin).default([]).describe("Route plugins, run in order"),
@@ -167,7 +161,7 @@ export const Route = z.strictObject({
 // ---------------------------------------------------------------- api keys, key pairs
 
 export const PreviousSecret = z.strictObject({
-  secret: z.string().min(1).describe("Plain text or sha256:<hex>"),
+  secret: storedSecret.describe("Plain text or sha256:<64 hex digits>"),
   validUntil: Instant.describe("When this secret stops working (epoch ms or ISO 8601)"),
 });
 
@@ -177,7 +171,7 @@ export const ApiKey = z.strictObject({
     .min(1)
     .regex(/^[^\s:]+$/, "clientId may not contain ':' or whitespace (HTTP Basic splits on ':')")
     .describe("The API key's id; also the OAuth2 client_id"),
-  clientSecret: z.string().min(1).describe("Plain text, or \"sha256:<hex>\" for generated high-entropy secrets."),
+  clientSecret: storedSecret.describe("Plain text, or \"sha256:<hex>\" for generated high-entropy secrets."),
   clientName: z.string().optional().describe("Defaults to clientId"),
   description: z.string().optional().describe("Free text"),
   enabled: z.boolean().default(true).describe("false: every call and token of this key is refused"),
@@ -187,9 +181,9 @@ export const ApiKey = z.strictObject({
   validUntil: Instant.nullable().optional().describe("The key is refused from then on (epoch ms or ISO 8601)"),
   metadata: z.record(z.string(), z.string()).default({}).describe('String map; "jwt-sign-keypair" names the key pair signing this key\'s tokens, "scope" lists its allowed OAuth scopes (space separated)'),
   tags: z.array(z.string()).default([]).describe("Free-form labels"),
-  throttlingQuota: z.number().int().positive().optional().describe("Calls per second (whole UTC seconds)."),
-  dailyQuota: z.number().int().positive().optional(),
-  monthlyQuota: z.number().int().positive().optional(),
+  throttlingQuota: quantity(CALLS, 1).optional().describe("Calls per second (whole UTC seconds)."),
+  dailyQuota: quantity(CALLS, 1).optional().describe("Calls per UTC day."),
+  monthlyQuota: quantity(CALLS, 1).optional().describe("Calls per UTC month."),
   previousSecrets: z.array(PreviousSecret).default([]).describe("Older secrets still accepted until their validUntil (rotation without downtime)"),
 });
 
@@ -255,10 +249,14 @@ export function acmeDomainProblem(d: string): string | null {
 
 // ---------------------------------------------------------------- server
 
+/** server.maxConfigSize's default, 16 MiB: far above a config of 10,000 API keys (~2 MiB). */
+export const DEFAULT_MAX_CONFIG_SIZE = 16 * 1024 * 1024;
+export const MAX_CONFIG_SIZE_LIMIT = 256 * 1024 * 1024;
+
 export const Server = z
   .strictObject({
     port: z.number().int().min(0).max(65535).default(8080).describe("HTTP port (0: any free port)"),
-    host: z.string().min(1).default("0.0.0.0").describe("Address the listeners bind to"),
+    host: hostname.default("0.0.0.0").describe("Address the listeners bind to"),
     https: z
       .strictObject({
         port: z.number().int().min(0).max(65535).default(8443).describe("HTTPS port"),
@@ -271,24 +269,22 @@ export const Server = z
       .optional()
       .describe("HTTPS listener; certificates chosen by SNI"),
     trustedProxies: z
-      .array(
-        z.string().min(1).superRefine((t, ctx) => {
-          const r = parseCidr(t);
-          if (!r.ok) ctx.addIssue({ code: "custom", message: r.message });
-        }),
-      )
+      .array(cidr)
       .default([])
       .describe("Addresses or CIDRs (IPv4/IPv6) of proxies in front of the gateway whose X-Forwarded-* headers are trusted"),
     stateDir: z.string().min(1).optional().describe("Where generated key pairs, counters and ACME accounts and certificates are kept. Default: the config file's directory."),
-    idleTimeout: z.number().int().min(1).max(255).default(30).describe("Seconds a keep-alive connection may stay idle."),
-    maxRequestBodySize: z.number().int().min(1024).default(1024 * 1024 * 1024).describe("Largest request body accepted on routes, bytes."),
-    store: z.string().regex(/^rediss?:\/\/.+/, 'expected "redis://host:port" (or "rediss://")').optional().describe("Where quota counters live: absent = in memory, persisted to stateDir; \"redis://host:port[/db]\" = shared."),
+    idleTimeout: quantity(SECONDS, 1, 255).default(30).describe("Seconds a keep-alive connection may stay idle."),
+    maxRequestBodySize: quantity(BYTES, 1024).default(1024 * 1024 * 1024).describe("Largest request body accepted on routes, bytes."),
+    store: redisUrl.optional().describe("Where quota counters live: absent = in memory, persisted to stateDir; \"redis://host:port[/db]\" = shared."),
     storeUnavailable: z.enum(["open", "closed"]).default("open").describe("When the shared store is unreachable: \"open\" keeps serving without quotas, \"closed\" answers 503."),
-    countersFlushInterval: z.number().int().min(100).max(3_600_000).default(5_000).describe("Milliseconds between writes of in-memory quota counters to stateDir."),
+    countersFlushInterval: quantity(MILLISECONDS, 100, 3_600_000).default(5_000).describe("Milliseconds between writes of in-memory quota counters to stateDir."),
+    maxConfigSize: quantity(BYTES, 1024, MAX_CONFIG_SIZE_LIMIT)
+      .default(DEFAULT_MAX_CONFIG_SIZE)
+      .describe("Largest config file, bytes; a larger one is refused before it is parsed. Reloads use the running value; at start, a value above the default must be written in block style (`server:` then `  maxConfigSize: N`) so it is found before the parse."),
     failedAuth: z
       .strictObject({
         maxFailures: z.number().int().min(1).default(10).describe("Failures allowed in the window"),
-        windowSeconds: z.number().int().min(1).max(86_400).default(60).describe("Sliding window length in seconds"),
+        windowSeconds: quantity(SECONDS, 1, 86_400).default(60).describe("Sliding window length in seconds"),
       })
       .prefault({})
       .describe("Failed secret checks allowed per client id and source address before further attempts get 429"),

@@ -15,13 +15,32 @@ export class RedisError extends Error {
 
 export type RedisTarget = { host: string; port: number; db: number; tls: boolean; username?: string; password?: string };
 
+/**
+ * Why a server.store URL cannot be used, or null when it can. Config validation calls it, so
+ * `check` refuses what the start would. The URL may hold a password: a message never quotes it.
+ */
+export function redisUrlProblem(url: string): string | null {
+  if (!URL.canParse(url)) return "not a valid Redis URL";
+  const u = new URL(url);
+  if (u.protocol !== "redis:" && u.protocol !== "rediss:") return 'expected "redis://" or "rediss://"';
+  if (!u.hostname) return "the Redis URL has no host";
+  if (u.search || u.hash) return "the Redis URL may not have a query or a fragment";
+  try {
+    decodeURIComponent(u.username);
+    decodeURIComponent(u.password);
+  } catch {
+    return "the Redis URL's user or password has a malformed %-escape";
+  }
+  if (u.pathname.length > 1 && !/^\/(0|[1-9][0-9]{0,4})$/.test(u.pathname)) return "the Redis database (after the host) must be a number, e.g. redis://host:6379/0";
+  return null;
+}
+
 /** redis://[user[:password]@]host[:port][/db] (rediss:// for TLS). */
 export function parseRedisUrl(url: string): RedisTarget {
-  // The URL may hold a password: an error never echoes it.
-  if (!URL.canParse(url)) throw new Error("server.store: not a valid Redis URL");
+  const problem = redisUrlProblem(url);
+  if (problem) throw new Error(`server.store: ${problem}`);
   const u = new URL(url);
   const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
-  if (!Number.isInteger(db) || db < 0) throw new Error(`invalid Redis database "${u.pathname.slice(1)}"`);
   const t: RedisTarget = { host: u.hostname.replace(/^\[(.*)\]$/, "$1"), port: u.port ? Number(u.port) : 6379, db, tls: u.protocol === "rediss:" };
   if (u.password) t.password = decodeURIComponent(u.password);
   if (u.username && u.password) t.username = decodeURIComponent(u.username);

