@@ -16,6 +16,8 @@ export type ErrorCode =
   | "ERR_UPSTREAM_REFUSED"
   | "ERR_UPSTREAM_TIMEOUT"
   | "ERR_UPSTREAM_ERROR"
+  | "ERR_UPSTREAM_BUSY"
+  | "ERR_CLIENT_CLOSED"
   | "ERR_NO_TARGET"
   | "ERR_FORBIDDEN"
   | "ERR_INTERNAL";
@@ -30,6 +32,19 @@ export class GatewayError extends Error {
     this.status = status;
     this.code = code;
     this.headers = headers;
+  }
+}
+
+/**
+ * A failure reading the client's request body while it was sent to a backend (an upload that
+ * broke off: RFC 9112 §8 incomplete message; or bad chunked framing). An UpstreamFetch that
+ * can tell rejects with it (or with it in the cause chain), so the gateway answers 400 instead
+ * of blaming the backend.
+ */
+export class RequestBodyError extends Error {
+  constructor(cause: unknown) {
+    super("reading the client's request body failed", { cause });
+    this.name = "RequestBodyError";
   }
 }
 

@@ -110,7 +110,12 @@ function payloadTooLarge(limit: number): GatewayError {
 
 export function renderError(e: unknown, ctx: { method: string; path: string; host: string } | null): Response {
   if (e instanceof GatewayError) {
-    if (e.status >= 500) log("error", "request.failed", { code: e.code, status: e.status, host: ctx?.host, path: ctx?.path, cause: e.cause instanceof Error ? e.cause.message : undefined });
+    const cause = e.cause instanceof Error ? e.cause.message : undefined;
+    // A client that left is no failure of the gateway or a backend: 499 (nginx's "client closed
+    // request") for the record, at debug. A refusal under load is expected behaviour: warn.
+    if (e.status === 499) log("debug", "request.client_closed", { code: e.code, status: 499, host: ctx?.host, path: ctx?.path, cause });
+    else if (e.code === "ERR_UPSTREAM_BUSY") log("warn", "request.refused", { code: e.code, status: e.status, host: ctx?.host, path: ctx?.path, cause });
+    else if (e.status >= 500) log("error", "request.failed", { code: e.code, status: e.status, host: ctx?.host, path: ctx?.path, cause });
     return errorResponse(e, ctx?.method);
   }
   log("error", "request.crashed", { host: ctx?.host, path: ctx?.path, cause: e instanceof Error ? e.message : String(e) });

@@ -16,6 +16,7 @@ import type { AccessStage, FailureGuard, QuotaEnforcer, TokenVerifier } from "..
 import { createBalancer } from "../proxy/balance.ts";
 import type { ForwardTarget } from "../proxy/forward.ts";
 import { assertedHeaderSet, CLIENT_ID_HEADER } from "../proxy/headers.ts";
+import { LimiterRegistry, processLimiters, UpstreamBudget } from "../proxy/limiter.ts";
 import { hostHeader, targetOrigin } from "../proxy/url.ts";
 import { Router } from "../router/router.ts";
 import type { ConnInfo, UpstreamFetch, UpstreamTls } from "../runtime/types.ts";
@@ -32,6 +33,8 @@ export interface CompileDeps {
   quotas?: QuotaEnforcer | null;
   /** `check`: never write to the state directory (a missing generated key is made in memory). */
   dryRun?: boolean;
+  /** Per-target call limits, kept across reloads; default: the process's own. */
+  limiters?: LimiterRegistry;
 }
 
 export interface Snapshot {
@@ -169,13 +172,22 @@ export function compileSnapshot(parsed: ParsedConfig, file: string, generation: 
     return f;
   };
 
+  // Calls in flight: a limit per route target and one for the process (docs/operations.md).
+  const limiters = deps.dryRun ? new LimiterRegistry(new UpstreamBudget(0)) : (deps.limiters ?? processLimiters);
+  limiters.budget.max = config.server.maxUpstreamRequests;
+  const limiterKeys = new Set<string>();
+
   const routes = config.routes
     .filter((r) => r.enabled)
     .map((r) => {
       const targets: ForwardTarget[] = r.backend.targets.map((t) => {
         const addr = { hostname: t.hostname, port: t.port ?? (t.tls ? 443 : 80), tls: t.tls };
         const tls = t.tls && t.tlsConfig ? { ca: t.tlsConfig.ca, insecure: t.tlsConfig.insecure } : undefined;
-        return { ...addr, weight: t.weight, fetch: fetchFor(tls), origin: targetOrigin(addr), hostHeader: hostHeader(addr) };
+        const origin = targetOrigin(addr);
+        const key = JSON.stringify([r.id, origin, tls ?? null]);
+        limiterKeys.add(key);
+        const limiter = limiters.get(key, r.backend.client.maxConnections, r.backend.client.queueSize);
+        return { ...addr, weight: t.weight, fetch: fetchFor(tls), origin, hostHeader: hostHeader(addr), limiter };
       });
       const stages: AccessStage[] = r.plugins
         .filter((p) => p.enabled)
@@ -184,7 +196,7 @@ export function compileSnapshot(parsed: ParsedConfig, file: string, generation: 
         id: r.id,
         groups: new Set(r.groups),
         stages,
-        pickTarget: createBalancer(targets),
+        pickTarget: createBalancer(targets, (t) => t.limiter!.hasRoom()),
         stripPath: r.frontend.stripPath,
         root: r.backend.root,
         timeoutMs: r.backend.timeout,
@@ -194,6 +206,7 @@ export function compileSnapshot(parsed: ParsedConfig, file: string, generation: 
       return { route, domains: r.frontend.domains, methods: r.frontend.methods };
     });
 
+  limiters.retainOnly(limiterKeys);
   // Every header a route sets, from every route (disabled ones too: a backend may still trust
   // what they used to set), plus the default client id header whether or not a route sets it.
   const assertedHeaders = assertedHeaderSet([CLIENT_ID_HEADER, ...config.routes.flatMap((r) => r.plugins.flatMap((p) => apikeysAssertedHeaders(p.config)))]);

@@ -154,6 +154,17 @@ export const Route = z.strictObject({
     root: z.string().startsWith("/", "root must start with /").default("/").describe("Path prefix prepended on the backend."),
     timeout: quantity(MILLISECONDS, 1, 3_600_000).default(30_000).describe("Milliseconds to wait for the backend's response headers (then 504)."),
     preserveHost: z.boolean().default(false).describe("Send the client's Host header instead of the target's hostname."),
+    client: z
+      .strictObject({
+        maxConnections: quantity(CALLS, 1, 65_535)
+          .default(256)
+          .describe("Calls in flight to each target of this route at once (until the response body ends). Beyond: the call waits in the queue"),
+        queueSize: quantity(CALLS, 0, 65_535)
+          .default(256)
+          .describe("Calls per target that may wait for a free connection, each at most `timeout` ms (then 503). Beyond: 503 ERR_UPSTREAM_BUSY at once, with Retry-After"),
+      })
+      .prefault({})
+      .describe("How the gateway calls this route's targets (as Otoroshi's backend.client)"),
   }).describe("Where the route sends calls"),
   plugins: z.array(RoutePlugin).default([]).describe("Route plugins, run in order"),
 });
@@ -281,6 +292,9 @@ export const Server = z
     maxConfigSize: quantity(BYTES, 1024, MAX_CONFIG_SIZE_LIMIT)
       .default(DEFAULT_MAX_CONFIG_SIZE)
       .describe("Largest config file, bytes; a larger one is refused before it is parsed. Reloads use the running value; at start, a value above the default must be written in block style (`server:` then `  maxConfigSize: N`) so it is found before the parse."),
+    maxUpstreamRequests: quantity(CALLS, 1, 65_535)
+      .default(4096)
+      .describe("Calls to backends in flight at once over all routes; beyond: 503 ERR_UPSTREAM_BUSY at once. Keep it above any one route's maxConnections × targets"),
     failedAuth: z
       .strictObject({
         maxFailures: z.number().int().min(1).default(10).describe("Failures allowed in the window"),

@@ -1,9 +1,12 @@
 // Calls one backend target and turns its answer into the client response. Bodies are streamed
-// both ways (never buffered); the timeout covers the wait for the backend's response headers,
-// like Otoroshi's call_timeout; failures become GatewayErrors carrying the original error.
+// both ways (never buffered beyond one small response); the timeout covers the wait for a free
+// connection and then for the backend's response headers, like Otoroshi's call_timeout;
+// failures become GatewayErrors carrying the original error. A failure the client caused (it
+// left, or its upload broke off) is the client's: 499 or 400, never a 502 blaming the backend.
 
 import { deadline } from "./deadlines.ts";
-import { GatewayError } from "../errors.ts";
+import { GatewayError, RequestBodyError } from "../errors.ts";
+import { clientGone, releasing, type TargetLimiter } from "./limiter.ts";
 import type { UpstreamFetch } from "../runtime/types.ts";
 import { clientResponseHeaders, stripResponseHeadersInPlace } from "./headers.ts";
 
@@ -17,6 +20,8 @@ export interface ForwardTarget {
   origin: string;
   /** Precomputed hostHeader(). */
   hostHeader: string;
+  /** Calls-in-flight limit of this target (compile.ts sets one on every route); absent: none. */
+  limiter?: TargetLimiter;
 }
 
 export interface ForwardOptions {
@@ -35,7 +40,8 @@ export interface ForwardOptions {
   method: string;
   /** Streamed, never buffered. */
   body: ReadableStream<Uint8Array> | null;
-  /** Time until the backend's response headers arrive → 504. <= 0 or non-finite: none. */
+  /** Time until the backend's response headers arrive → 504 (a wait for a free connection
+   * counts too, → 503). <= 0 or non-finite: none. */
   timeoutMs: number;
   /** Client went away → abort the upstream call (and its body streams). */
   signal?: AbortSignal;
@@ -66,9 +72,35 @@ function isRefused(err: unknown): boolean {
 function upstreamError(err: unknown, timedOut: boolean): GatewayError {
   if (timedOut) return new GatewayError(504, "ERR_UPSTREAM_TIMEOUT", MSG_TIMEOUT, {}, { cause: err });
   if (isRefused(err)) return new GatewayError(502, "ERR_UPSTREAM_REFUSED", MSG_REFUSED, {}, { cause: err });
-  // TLS failures, DNS failures, resets, a client that went away: all "try later" for the client;
-  // the cause tells the logs which.
+  // TLS failures, DNS failures, resets: all "try later" for the client; the cause tells the logs which.
   return new GatewayError(502, "ERR_UPSTREAM_ERROR", MSG_ERROR, {}, { cause: err });
+}
+
+/** An upload that broke off (RFC 9112 §8, incomplete message) or had bad chunked framing (§7.1). */
+function badUpload(err: unknown): GatewayError {
+  return new GatewayError(400, "ERR_BAD_REQUEST", "Incomplete or malformed request body", {}, { cause: err });
+}
+
+/** The RequestBodyError in `err`'s cause chain: reading the client's body is what failed. */
+function uploadFailure(err: unknown): RequestBodyError | null {
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && typeof e === "object" && e !== null; depth++) {
+    if (e instanceof RequestBodyError) return e;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return null;
+}
+
+/**
+ * Who failed: a client that left (its request signal aborted; nobody reads an answer: 499 as
+ * nginx records it), the client's upload (broke off or malformed: 400; or the refusal that cut
+ * it, e.g. a 413), or else the backend.
+ */
+function callFailed(err: unknown, timedOut: boolean, client: AbortSignal | undefined): GatewayError {
+  if (client?.aborted) return clientGone(client.reason ?? err);
+  const upload = uploadFailure(err);
+  if (upload !== null) return upload.cause instanceof GatewayError ? upload.cause : badUpload(upload.cause);
+  return upstreamError(err, timedOut);
 }
 
 /**
@@ -100,13 +132,57 @@ function hasNoBody(method: string, status: number): boolean {
   return method === "HEAD" || status === 204 || status === 304;
 }
 
+/** Bodies up to this size are read whole before being relayed (see relay()). */
+const SMALL_BODY = 16 * 1024;
+
 let inPlace: boolean | undefined;
+
+/** The client's copy of the backend's headers: the backend's own object when the runtime allows. */
+function responseHeaders(upstream: Response): Headers {
+  if (inPlace !== false) {
+    // Saves a Headers copy per request (~2–4 µs on Bun, bench/ablation.sh). Runtimes whose
+    // fetch responses have immutable headers (as the Fetch standard guards them) are detected
+    // once and take the copying path.
+    try {
+      stripResponseHeadersInPlace(upstream.headers);
+      inPlace = true;
+      return upstream.headers;
+    } catch {
+      inPlace = false;
+    }
+  }
+  return clientResponseHeaders(upstream.headers);
+}
 
 export async function forward(opts: ForwardOptions): Promise<Response> {
   const { target, method, headers } = opts;
   const search = opts.wipeQuery ? removeQueryParams(opts.search, opts.wipeQuery) : opts.search;
   const url = target.origin + opts.path + search;
   headers.set("host", opts.preserveHost ? opts.clientHost : target.hostHeader);
+
+  const clientSignal = opts.signal;
+  if (clientSignal?.aborted) throw clientGone(clientSignal.reason);
+
+  let timeoutMs = opts.timeoutMs;
+  const limiter = target.limiter;
+  if (limiter !== undefined && !limiter.tryAcquire()) {
+    const queuedAt = performance.now();
+    await limiter.acquire(timeoutMs, clientSignal);
+    // Granted a slot, but the client left between the grant and now: nothing to call.
+    if (clientSignal?.aborted) {
+      limiter.release();
+      throw clientGone(clientSignal.reason);
+    }
+    // One budget for the whole wait: time spent queued is not given again to the headers.
+    if (timeoutMs > 0 && Number.isFinite(timeoutMs)) timeoutMs = Math.max(1, timeoutMs - (performance.now() - queuedAt));
+  }
+  let held = limiter !== undefined;
+  const release = () => {
+    if (held) {
+      held = false;
+      limiter!.release();
+    }
+  };
 
   let body = opts.body;
   if (body !== null && (method === "GET" || method === "HEAD")) {
@@ -115,16 +191,12 @@ export async function forward(opts: ForwardOptions): Promise<Response> {
     body = null;
     headers.delete("content-length");
   }
-
   const controller = new AbortController();
-  const clientSignal = opts.signal;
   if (clientSignal) {
-    if (clientSignal.aborted) throw upstreamError(clientSignal.reason, false);
     // Stays attached after the headers arrive so a client leaving mid-body stops the upstream too.
     clientSignal.addEventListener("abort", () => controller.abort(clientSignal.reason), { once: true });
   }
   let timedOut = false;
-  const timeoutMs = opts.timeoutMs;
   const cancelTimeout =
     timeoutMs > 0 && Number.isFinite(timeoutMs)
       ? deadline(timeoutMs, () => {
@@ -149,7 +221,8 @@ export async function forward(opts: ForwardOptions): Promise<Response> {
   try {
     upstream = await target.fetch(url, init);
   } catch (err) {
-    throw upstreamError(err, timedOut);
+    release();
+    throw callFailed(err, timedOut, clientSignal);
   } finally {
     if (cancelTimeout !== undefined) cancelTimeout();
   }
@@ -158,23 +231,35 @@ export async function forward(opts: ForwardOptions): Promise<Response> {
   if (status < 200 || status > 599) {
     // 1xx other than the interim ones the client consumed, or a non-HTTP status: not relayable.
     void upstream.body?.cancel().catch(() => {});
+    release();
     throw upstreamError(new Error(`backend answered with status ${status}`), false);
   }
-  if (inPlace !== false && !hasNoBody(method, status)) {
-    // Relaying the backend's Response itself saves a Headers copy and a Response per request
-    // (~2–4 µs on Bun, bench/ablation.sh). Runtimes whose fetch responses have immutable headers
-    // (as the Fetch standard guards them) are detected once and take the copying path.
-    try {
-      stripResponseHeadersInPlace(upstream.headers);
-      inPlace = true;
-      return upstream;
-    } catch {
-      inPlace = false;
-    }
+  if (hasNoBody(method, status) || upstream.body === null) {
+    void upstream.body?.cancel().catch(() => {});
+    release();
+    return new Response(null, { status, statusText: upstream.statusText, headers: responseHeaders(upstream) });
   }
-  return new Response(hasNoBody(method, status) ? null : upstream.body, {
-    status,
-    statusText: upstream.statusText,
-    headers: clientResponseHeaders(upstream.headers),
-  });
+  if (limiter === undefined) {
+    if (inPlace !== false) {
+      responseHeaders(upstream);
+      if (inPlace) return upstream;
+    }
+    return new Response(upstream.body, { status, statusText: upstream.statusText, headers: clientResponseHeaders(upstream.headers) });
+  }
+  // The connection slot is the backend's until its body has ended. A small declared body is
+  // read whole, then relayed: as cheap as relaying the backend's Response itself, where
+  // watching a stream chunk by chunk doubles the proxy's CPU per request (measured on Bun).
+  const declared = upstream.headers.get("content-length");
+  if (declared !== null && Number(declared) <= SMALL_BODY) {
+    let bytes: ArrayBuffer;
+    try {
+      bytes = await upstream.arrayBuffer();
+    } catch (err) {
+      throw callFailed(err, false, clientSignal);
+    } finally {
+      release();
+    }
+    return new Response(bytes, { status, statusText: upstream.statusText, headers: responseHeaders(upstream) });
+  }
+  return new Response(releasing(upstream.body, release), { status, statusText: upstream.statusText, headers: responseHeaders(upstream) });
 }
