@@ -35,6 +35,22 @@ function bunTls(certs: TlsCert[]): Bun.TLSOptions[] {
   return entries;
 }
 
+// RFC 9112 §9.6: a server that closes the connection after a request carrying `Connection:
+// close` says so in its response. Bun closes the connection but does not add the field.
+const CLOSE = /(?:^|,)[ \t]*close[ \t]*(?:,|$)/i;
+
+function sayClose(res: Response): Response {
+  try {
+    res.headers.set("connection", "close");
+    return res;
+  } catch {
+    // Immutable headers (a guarded Response): copy them.
+    const headers = new Headers(res.headers);
+    headers.set("connection", "close");
+    return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+  }
+}
+
 function internalError(error: unknown): Response {
   // A refusal that escaped the handler keeps its status and wire shape.
   if (error instanceof GatewayError) return errorResponse(error);
@@ -77,7 +93,9 @@ async function serve(options: ServeOptions): Promise<ServerHandle> {
       fetch(req, srv) {
         // null when the peer is already gone; the handler still runs, with no address to report.
         const ip = srv.requestIP(req);
-        return handler(req, { remoteAddress: ip ? normaliseAddress(ip.address) : "", secure });
+        const res = handler(req, { remoteAddress: ip ? normaliseAddress(ip.address) : "", secure });
+        const connection = req.headers.get("connection");
+        return connection !== null && CLOSE.test(connection) ? Promise.resolve(res).then(sayClose) : res;
       },
       error: internalError,
     });

@@ -3,6 +3,7 @@
 import http from "node:http";
 import https from "node:https";
 import { Readable } from "node:stream";
+import { RequestBodyError } from "../errors.ts";
 import { log } from "../log.ts";
 import { certPicker, connectionTimeouts, internalError, limitBody, normaliseAddress } from "./listener.ts";
 import type { Handler, Runtime, ServeOptions, ServerHandle, Signal, TlsCert, UpstreamFetch, UpstreamTls } from "./types.ts";
@@ -221,7 +222,8 @@ function writeBody(req: http.ClientRequest, body: BodyInit | null | undefined): 
   const stream = body instanceof ReadableStream ? body : new Response(body).body;
   if (stream === null) return void req.end();
   const source = Readable.fromWeb(stream as Parameters<typeof Readable.fromWeb>[0]);
-  source.on("error", (err) => req.destroy(err));
+  // The client's upload failed (broke off, bad framing): say so, the backend is not to blame.
+  source.on("error", (err) => req.destroy(new RequestBodyError(err)));
   // A failed call (refused, aborted) releases the caller's body stream too.
   req.on("error", (err) => source.destroy(err));
   source.pipe(req);
