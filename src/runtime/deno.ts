@@ -5,7 +5,7 @@ import https from "node:https";
 import { Readable } from "node:stream";
 import { RequestBodyError } from "../errors.ts";
 import { log } from "../log.ts";
-import { certPicker, connectionTimeouts, internalError, limitBody, normaliseAddress } from "./listener.ts";
+import { ConnectionDeadlines, certPicker, internalError, limitBody, normaliseAddress } from "./listener.ts";
 import type { Handler, Runtime, ServeOptions, ServerHandle, Signal, TlsCert, UpstreamFetch, UpstreamTls } from "./types.ts";
 
 type ServeOnConnection = (
@@ -66,37 +66,12 @@ function exclusivePort(options: ServeOptions): number {
   return port;
 }
 
-interface Connection {
-  readonly abort: AbortController;
-  server?: Deno.HttpServer<Deno.NetAddr>;
-  /** Requests being answered (HTTP/2 may have several). */
-  busy: number;
-  /** performance.now() past which an idle connection is closed. */
-  deadline: number;
-}
-
-/**
- * A connection must complete a request head within headerMs of opening and the next one within
- * idleMs of its last response, or it is closed. One timer checks every connection each checkMs
- * rather than one timer per request (the deadline is then up to checkMs late).
- */
+/** Deno.serve's engine on each connection this adapter accepts, under ConnectionDeadlines. */
 function serveTimed(options: ServeOptions, serveOn: ServeOnConnection, handler: Deno.ServeHandler<Deno.NetAddr>): ServerHandle {
-  const { headerMs, idleMs, checkMs } = connectionTimeouts(options.idleTimeoutSeconds);
+  const deadlines = new ConnectionDeadlines(options.idleTimeoutSeconds);
   let served = options.tls ?? [];
   let listener = listen(REUSE_PORT && served.length ? { ...options, port: exclusivePort(options) } : options, served);
   const port = (listener.addr as Deno.NetAddr).port;
-  const connections = new Set<Connection>();
-  // shutdown(), not abort: aborting a connection whose client has just left throws from inside
-  // Deno (an uncaught BadResource); shutdown() closes an idle one at once and is safe on a gone one.
-  const close = (c: Connection) => {
-    c.deadline = Infinity;
-    void c.server?.shutdown().catch(() => {});
-  };
-  const sweep = setInterval(() => {
-    const now = performance.now();
-    for (const c of connections) if (c.busy === 0 && now >= c.deadline) close(c);
-  }, checkMs);
-  Deno.unrefTimer(sweep);
   let closing = false;
   // One loop per listener; a listener replaced by updateTls ends its loop.
   const retired = new WeakSet<Deno.Listener>();
@@ -124,33 +99,21 @@ function serveTimed(options: ServeOptions, serveOn: ServeOnConnection, handler: 
     // the socket until the handshake ends, with no timeout), so a client that never completes
     // one is closed only once it does (docs/security.md, "Limits and slow clients").
     if (closing) return void conn.close();
-    const c: Connection = { abort: new AbortController(), busy: 0, deadline: performance.now() + headerMs };
-    const idle = () => {
-      if (--c.busy === 0) c.deadline = performance.now() + idleMs;
-    };
-    const server = serveOn(conn, c.abort.signal, (req, info) => {
-      c.busy++;
-      info.completed.then(idle, idle);
+    const c = deadlines.add();
+    const server = serveOn(conn, c.signal, (req, info) => {
+      c.request(info.completed);
       return handler(req, info);
     }, internalError, () => {});
-    c.server = server;
-    connections.add(c);
-    const gone = () => void connections.delete(c);
-    server.finished.then(gone, gone);
+    c.served(server);
   };
   const accepting = [accept(listener)];
   return {
     port,
     async stop(force = false) {
       closing = true;
-      clearInterval(sweep);
       listener.close();
-      const open = [...connections];
-      // Idle connections close now, busy ones after their response (hyper's graceful shutdown),
-      // or at once when forced (abort: the one race above is then harmless, the process is ending).
-      for (const c of open) if (force && c.busy > 0) c.abort.abort();
-      else close(c);
-      await Promise.allSettled([...accepting, ...open.map((c) => c.server?.finished)]);
+      // A stalled request body can hold a graceful stop: main.ts bounds the wait.
+      await Promise.allSettled([...accepting, deadlines.stop(force)]);
     },
     // Deno caches the certificate its SNI resolver gave for a name for the listener's life, so
     // new certificates need a new listener on the same port. Open connections are not the

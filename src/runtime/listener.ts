@@ -72,3 +72,98 @@ export function limitBody(req: Request, max: number | undefined): Request | Resp
   });
   return new Request(req, { body: req.body.pipeThrough(counter), duplex: "half" } as RequestInit);
 }
+
+/** What the deadlines need of one connection's server (Deno's per-connection HttpServer). */
+export interface ConnectionServer {
+  readonly finished: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+interface Tracked {
+  readonly abort: AbortController;
+  server?: ConnectionServer;
+  /** Requests being answered (HTTP/2 may have several). */
+  busy: number;
+  /** performance.now() past which an idle connection is closed. */
+  deadline: number;
+  /** Being shut down gracefully: aborting it now would throw inside Deno. */
+  shutdown: boolean;
+}
+
+/**
+ * Closes a connection now. Not server.shutdown(): hyper's graceful close waits for a request
+ * body the client never finishes, and aborting after it throws. Aborting a connection that is
+ * already closing makes Deno report a BadResource from its own abort listener as an uncaught
+ * error (it would end the process): that one report, dispatched synchronously, is swallowed.
+ */
+function abortConnection(c: Tracked): void {
+  c.deadline = Infinity;
+  if (c.shutdown) return;
+  const swallow = (e: ErrorEvent) => {
+    if ((e.error as Error | undefined)?.name === "BadResource") e.preventDefault();
+  };
+  addEventListener("error", swallow);
+  try {
+    c.abort.abort();
+  } finally {
+    removeEventListener("error", swallow);
+  }
+}
+
+/**
+ * Deadlines for a listener that has none of its own (Deno's): a connection must complete a
+ * request head within headerMs of opening and the next one within idleMs of its last response,
+ * or it is closed. One timer checks every connection each checkMs rather than one timer per
+ * request (a deadline is then up to checkMs late). A request being answered is never cut.
+ */
+export class ConnectionDeadlines {
+  private readonly connections = new Set<Tracked>();
+  private readonly idleMs: number;
+  private readonly headerMs: number;
+  private readonly timer: ReturnType<typeof setInterval>;
+
+  constructor(idleTimeoutSeconds?: number) {
+    const { headerMs, idleMs, checkMs } = connectionTimeouts(idleTimeoutSeconds);
+    this.headerMs = headerMs;
+    this.idleMs = idleMs;
+    this.timer = setInterval(() => {
+      const now = performance.now();
+      for (const c of this.connections) if (c.busy === 0 && now >= c.deadline) abortConnection(c);
+    }, checkMs);
+  }
+
+  /** A connection just accepted: the signal to serve it with, and its two hooks. */
+  add(): { signal: AbortSignal; request(completed: Promise<void>): void; served(server: ConnectionServer): void } {
+    const c: Tracked = { abort: new AbortController(), busy: 0, deadline: performance.now() + this.headerMs, shutdown: false };
+    const idle = () => {
+      if (--c.busy === 0) c.deadline = performance.now() + this.idleMs;
+    };
+    return {
+      signal: c.abort.signal,
+      request: (completed) => {
+        c.busy++;
+        completed.then(idle, idle);
+      },
+      served: (server) => {
+        c.server = server;
+        this.connections.add(c);
+        const gone = () => void this.connections.delete(c);
+        server.finished.then(gone, gone);
+      },
+    };
+  }
+
+  /** Idle connections close now; busy ones after their answer (hyper's graceful shutdown), or now when forced. */
+  async stop(force = false): Promise<void> {
+    clearInterval(this.timer);
+    const open = [...this.connections];
+    for (const c of open) {
+      if (force || c.busy === 0) abortConnection(c);
+      else {
+        c.shutdown = true;
+        void c.server?.shutdown().catch(() => {});
+      }
+    }
+    await Promise.allSettled(open.map((c) => c.server?.finished));
+  }
+}
