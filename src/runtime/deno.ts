@@ -21,7 +21,7 @@ type ServeOnConnection = (
  * (denoland/deno#3515, #32497), so the adapter accepts connections itself and runs Deno.serve's
  * own engine on each (reachable only through Deno's internals): it can then close a connection
  * that is idle too long. Deno's node:http server has both timeouts, but costs ~30 µs more CPU
- * per request than this engine (~1 µs more than Deno.serve; measured, docs/operations.md).
+ * per request than this engine (~2 µs more than Deno.serve; measured, docs/operations.md).
  */
 function serveOnConnection(): ServeOnConnection | undefined {
   const internal = (Deno as unknown as { internal?: symbol }).internal;
