@@ -158,12 +158,13 @@ function upstreamFetch(tls: UpstreamTls = {}): UpstreamFetch {
 
 // A binary from `bun build --compile` runs from Bun's embedded file system: each entry point of
 // the build is at /$bunfs/root/<its path under --root, as .js> (package.json `build`: --root src).
-// Its import.meta.url names the build machine's sources instead (--bytecode emits CommonJS),
-// which must not be loaded from disk even when they happen to be there.
-const COMPILED = Bun.main.startsWith("/$bunfs/");
+// Its import.meta.url may name the build machine's sources instead, which must not be loaded
+// from disk even when they happen to be there. The embedded root is the folder of Bun.main: /$bunfs/root/ on Linux and macOS, B:/~BUN/root/ on
+// Windows, so it is derived rather than spelled.
+const EMBEDDED_ROOT = Bun.isStandaloneExecutable ? Bun.main.replace(/[^\\/]*$/, "") : null;
 
 function createWorker(entry: string): Worker {
-  const url = COMPILED ? `/$bunfs/root/${entry.replace(/\.ts$/, ".js")}` : new URL(`../${entry}`, import.meta.url).href;
+  const url = EMBEDDED_ROOT !== null ? EMBEDDED_ROOT + entry.replace(/\.ts$/, ".js") : new URL(`../${entry}`, import.meta.url).href;
   return new Worker(url, { type: "module" });
 }
 

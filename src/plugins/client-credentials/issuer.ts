@@ -32,15 +32,13 @@ export function issuerFor(configured: string | undefined, ctx: RequestContext): 
 const noTrailingSlash = (s: string) => (s.endsWith("/") ? s.slice(0, -1) : s);
 
 /**
- * The `iss` a token must carry. With an issuer configured: that issuer (a trailing slash does
- * not matter, as `new URL(...).href` adds one). Without: an http(s) origin whose host the
- * `domain` setting matches, since such tokens were issued by one of those hosts.
+ * The `iss` a token must carry. With an issuer configured: exactly that issuer, as every token
+ * the gateway signs carries it (RFC 9068 §4: the issuer "MUST exactly match"; jose agrees).
+ * Without: an http(s) origin whose host the `domain` setting matches, since such tokens were
+ * issued by one of those hosts.
  */
 export function issuerCheck(configured: string | undefined, hostMatches: HostMatcher): (iss: unknown) => boolean {
-  if (configured !== undefined) {
-    const want = noTrailingSlash(configured);
-    return (iss) => typeof iss === "string" && noTrailingSlash(iss) === want;
-  }
+  if (configured !== undefined) return (iss) => iss === configured;
   return (iss) => {
     if (typeof iss !== "string" || !URL.canParse(iss)) return false;
     const url = new URL(iss);

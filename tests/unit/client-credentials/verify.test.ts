@@ -86,7 +86,7 @@ describe("verifyToken", () => {
     }
   });
 
-  test("with an issuer setting, iss must equal it (a trailing slash aside)", () => {
+  test("with an issuer setting, iss must equal it exactly (RFC 9068 §4), as jose requires", () => {
     const { svc: s, signingKeys } = build({ config: { issuer: "https://auth.example.com" } });
     const kp = signingKeys.get(DEFAULT_KP)!;
     const r = (iss: unknown) => {
@@ -94,7 +94,7 @@ describe("verifyToken", () => {
       return v.ok ? "ok" : v.reason;
     };
     expect(r("https://auth.example.com")).toBe("ok");
-    expect(r("https://auth.example.com/")).toBe("ok");
+    expect(r("https://auth.example.com/")).toBe("bad_issuer");
     expect(r(`http://${HOST}:8080`)).toBe("bad_issuer");
     expect(r("https://auth.example.com/other")).toBe("bad_issuer");
   });

@@ -165,6 +165,7 @@ export function buildCorpus(keys: Keys, fetchUrl: string): Case[] {
     add(`${alg}: audience in an array`, token(kp, claims(alg, { aud: ["other", AUDIENCE] })), accept);
     add(`${alg}: no audience`, token(kp, claims(alg, { aud: undefined })), refuse);
     add(`${alg}: wrong issuer`, token(kp, claims(alg, { iss: "https://evil.test" })), refuse);
+    add(`${alg}: issuer with a trailing slash added`, token(kp, claims(alg, { iss: ISSUER + "/" })), refuse);
     add(`${alg}: typ JWT`, token(kp, claims(alg), header(kp, { typ: "JWT" })), refuse);
     add(`${alg}: no typ`, token(kp, claims(alg), header(kp, { typ: undefined })), refuse);
     add(`${alg}: payload not valid UTF-8`, signSegments(kp, seg(header(kp)), b64u(Buffer.concat([Buffer.from(JSON.stringify(claims(alg)).slice(0, -1) + ',"x":"'), Buffer.from([0xff]), Buffer.from('"}')]))), refuse);
