@@ -5,6 +5,8 @@ import type { ConfigStore } from "./config/store.ts";
 import { errorResponse, GatewayError } from "./errors.ts";
 import { renderError } from "./handler.ts";
 import { isLoopback } from "./net/cidr.ts";
+import { splitUrl } from "./request.ts";
+import { canonicalPath } from "./router/path.ts";
 import type { ConnInfo } from "./runtime/types.ts";
 import { CHALLENGE_PREFIX, type ChallengeStore } from "./tls/acme/challenges.ts";
 
@@ -28,8 +30,16 @@ export function createGateway(
   app.all("*", (c) => store.current().handle(c.req.raw, c.env.info));
   app.onError((e, c) => renderError(e, { method: c.req.method, path: c.req.path, host: "" }));
   // The proxy path skips Hono's router (~4 µs a request, measured in bench/ablation.sh): only
-  // URLs that can be the status endpoint go through the app.
-  const front = (req: Request, info: ConnInfo) => (req.url.includes(STATUS_PATH) ? (app.fetch(req, { info }) as Promise<Response>) : store.current().handle(req, info));
+  // URLs that can be the status endpoint go through the app. Every spelling of its path either
+  // names "status" or carries a '%', so other URLs are never canonicalised here.
+  const front = (req: Request, info: ConnInfo) => {
+    const url = req.url;
+    if (url.includes("status") || url.includes("%")) {
+      const raw = splitUrl(url).path;
+      if (canonicalPath(raw) === STATUS_PATH) return app.fetch(raw === STATUS_PATH ? req : new Request(new URL(STATUS_PATH, url), req), { info }) as Promise<Response>;
+    }
+    return store.current().handle(req, info);
+  };
   if (!challenges) return front;
   // ACME HTTP-01 (RFC 8555 §8.3) is answered before routing, on every host and both listeners:
   // no route, redirect or credential check may stand between the CA and the token.

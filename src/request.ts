@@ -48,7 +48,7 @@ export function hostOf(hostHeader: string): string {
   return h;
 }
 
-function splitUrl(url: string): { authority: string; path: string; search: string } {
+export function splitUrl(url: string): { authority: string; path: string; search: string } {
   // Faster than new URL(), which would also rewrite the path: req.url is "scheme://authority/…"
   // as the runtime built it, or the bare request target when the runtime could not build one.
   const s = url.charCodeAt(0) === 47 ? -1 : url.indexOf("://");
@@ -108,4 +108,18 @@ export function createContext(req: Request, info: ConnInfo, trustedProxies: Addr
     query: () => (q ??= new URLSearchParams(search)),
     cookies: () => (c ??= parseCookies(req.headers.get("cookie"))),
   };
+}
+
+/**
+ * The request with its URL's path replaced by the canonical one, for code that routes on
+ * req.url itself (Hono apps): every spelling of a path then reaches the same handler. The same
+ * Request when the path already is canonical (or has no canonical form: the caller answers 4xx).
+ */
+export function withCanonicalUrl(ctx: RequestContext): Request {
+  const url = ctx.req.url;
+  if (ctx.pathProblem !== null || splitUrl(url).path === ctx.path) return ctx.req;
+  const s = url.indexOf("://");
+  const slash = s < 0 ? -1 : url.indexOf("/", s + 3);
+  const origin = s < 0 ? `http://${ctx.rawHost}` : slash < 0 ? url : url.slice(0, slash);
+  return new Request(origin + ctx.path + ctx.search, ctx.req);
 }

@@ -6,7 +6,7 @@ import type { ClientCredentialServiceConfig } from "../../config/schema.ts";
 import type { Sink } from "../../handler.ts";
 import type { Keyring } from "../../keys/keyring.ts";
 import { log } from "../../log.ts";
-import type { RequestContext } from "../../request.ts";
+import { withCanonicalUrl, type RequestContext } from "../../request.ts";
 import type { ApiKeyRegistry } from "../apikeys/registry.ts";
 import type { FailureGuard, TokenVerifier } from "../types.ts";
 import { introspectEndpoint } from "./introspect.ts";
@@ -76,7 +76,9 @@ export function createClientCredentialService(config: ClientCredentialServiceCon
       return onPath && hostMatches(ctx.host);
     },
     async handle(ctx) {
-      return app.fetch(ctx.req, { ctx });
+      // Hono routes on req.url: give it the canonical path matches() saw, so every spelling of
+      // an endpoint gets the same answer.
+      return app.fetch(withCanonicalUrl(ctx), { ctx });
     },
     verifyToken: verifier.verifyToken,
   };
