@@ -31,7 +31,9 @@ Options:
   -p, --port N        HTTP port, overrides server.port (0 picks a free port)
 
 Signals: SIGHUP reloads the config; SIGTERM/SIGINT stop gracefully.
-Docs: docs/configuration.md, docs/operations.md`;
+Logs: JSON lines on stderr (OTOROSHI_LOG_LEVEL=debug|info|warn|error).
+Docs: https://github.com/otoroshi-lite/otoroshi-lite/tree/main/docs
+      (configuration.md lists every field of otoroshi.yaml; operations.md covers reloads and logs)`;
 
 export class UsageError extends Error {}
 

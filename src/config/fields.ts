@@ -6,6 +6,7 @@ import { z } from "zod";
 import { redisUrlProblem } from "../limits/redis.ts";
 import { parseCidr } from "../net/cidr.ts";
 import { parseDomain } from "../router/domain.ts";
+import { canonicalPath, isPathProblem } from "../router/path.ts";
 
 export interface Unit {
   /** Plural, as in "a number of milliseconds". */
@@ -108,3 +109,32 @@ export const redisUrl = z
     const p = redisUrlProblem(u);
     if (p) ctx.addIssue({ code: "custom", message: p === "not a valid Redis URL" ? `${p} (expected "redis://[user:password@]host[:port][/db]", a port from 1 to 65535)` : p });
   });
+
+export const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "not a valid HTTP header name");
+
+// Fields with a meaning of their own to HTTP, the proxy or the gateway. A header the gateway
+// asserts is removed from every incoming request on every route, so naming one of these would
+// break framing, routing or authentication for every call (RFC 9110 §7.6.1, RFC 9112 §6).
+const RESERVED_HEADERS = new Set([
+  "host", "content-length", "transfer-encoding", "content-type", "content-encoding", "connection", "keep-alive",
+  "proxy-connection", "te", "trailer", "upgrade", "expect", "authorization", "proxy-authorization", "cookie",
+  "forwarded", "x-real-ip", "accept-encoding", "user-agent", "traceparent", "tracestate",
+]);
+
+/** A header name the gateway sets for the backend (and so removes from every client request). */
+export const assertedHeaderName = headerName.superRefine((n, ctx) => {
+  const lower = n.toLowerCase().replaceAll("_", "-");
+  if (RESERVED_HEADERS.has(lower) || lower.startsWith("x-forwarded-"))
+    ctx.addIssue({ code: "custom", message: "this header has a meaning of its own: the gateway removes the header it sets from every request, so choose a name of yours (e.g. X-Client-Id)" });
+});
+
+/** backend.root: a path prefix with a canonical form (routing and forwarding use that form). */
+export const backendRoot = z
+  .string()
+  .startsWith("/", "root must start with /")
+  .superRefine((r, ctx) => {
+    if (!r.startsWith("/")) return; // said above
+    const c = canonicalPath(r);
+    if (isPathProblem(c)) ctx.addIssue({ code: "custom", message: c.reason });
+  })
+  .transform((r) => canonicalPath(r) as string);

@@ -4,7 +4,7 @@
 // open ones that way).
 import { z } from "zod";
 import { KeyImportError, parseCertificateChain } from "../keys/cert.ts";
-import { BYTES, CALLS, cidr, domain, hostname, MILLISECONDS, quantity, redisUrl, SECONDS, storedSecret } from "./fields.ts";
+import { assertedHeaderName, backendRoot, BYTES, CALLS, cidr, domain, headerName, hostname, MILLISECONDS, quantity, redisUrl, SECONDS, storedSecret } from "./fields.ts";
 
 const name = (what: string) =>
   z.string().min(1, `${what} must not be empty`).regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, `${what} may contain letters, digits, '.', '_', ':' and '-' only`);
@@ -15,7 +15,6 @@ export const Instant = z.union([
   z.iso.datetime({ offset: true }).describe("ISO 8601 date-time"),
 ]);
 
-const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "not a valid HTTP header name");
 /** null disables that source. */
 const sourceName = z.string().min(1).nullable();
 
@@ -75,8 +74,8 @@ export const ApikeysConfig = z
       .prefault({})
       .describe("Where credentials are read from; detection order: clientId, customHeaders, jwt, basic, otoBearer"),
     mandatory: z.boolean().default(true).describe("false: requests without credentials pass (a presented credential is still checked)."),
-    wipeBackendRequest: z.boolean().default(true).describe("Remove the credential the key was read from before calling the backend."),
-    clientIdHeaderName: headerName.nullable().default("Otoroshi-Authenticated-Client-Id").describe("Header telling the backend which client called; set by the gateway only. null: none."),
+    wipeBackendRequest: z.boolean().default(true).describe("Remove every credential source of the enabled extractors (headers, query parameters, cookies) before calling the backend; a gateway JWT is forwarded in Authorization."),
+    clientIdHeaderName: assertedHeaderName.nullable().default("Otoroshi-Authenticated-Client-Id").describe("Header telling the backend which client called; set by the gateway only. null: none."),
   })
   .prefault({});
 
@@ -151,7 +150,7 @@ export const Route = z.strictObject({
   }).describe("What the route answers: domains, methods"),
   backend: z.strictObject({
     targets: z.array(Target).min(1, "a route needs at least one target"),
-    root: z.string().startsWith("/", "root must start with /").default("/").describe("Path prefix prepended on the backend."),
+    root: backendRoot.default("/").describe("Path prefix prepended on the backend (in its canonical form: dot segments removed, slashes merged)."),
     timeout: quantity(MILLISECONDS, 1, 3_600_000).default(30_000).describe("Milliseconds to wait for the backend's response headers (then 504)."),
     preserveHost: z.boolean().default(false).describe("Send the client's Host header instead of the target's hostname."),
     client: z

@@ -244,3 +244,19 @@ test("the canonical path is what is matched, stripped and joined to root", async
   expect(res.status).toBe(400);
   expect(await res.json()).toEqual({ "Otoroshi-Error": "Invalid request path: malformed percent-encoding" });
 });
+
+test("backend.root is used in its canonical form (dot segments removed, slashes merged)", async () => {
+  const g = buildGateway(`
+routes:
+  - id: r
+    frontend: { domains: [root.test] }
+    backend: { targets: [{ hostname: 127.0.0.1, port: ${a.port} }], root: /a/../b//%63/ }
+`);
+  try {
+    const res = await g.call("http://root.test/x");
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as EchoBody).path).toBe("/b/c/x");
+  } finally {
+    g.close();
+  }
+});
