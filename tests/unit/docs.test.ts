@@ -56,6 +56,21 @@ describe("docs", () => {
     });
   }
 
+  test("every test docs/security.md names exists, with the test names it quotes", () => {
+    const text = readFileSync(join(root, "docs/security.md"), "utf8");
+    const rows = text.split("\n").filter((l) => l.startsWith("|") && l.includes("`tests/"));
+    expect(rows.length).toBeGreaterThan(10);
+    for (const row of rows) {
+      const cell = row.split("|").at(-2) ?? "";
+      // `tests/…file.ts` optionally followed by "quoted test name", …
+      for (const m of cell.matchAll(/`(tests\/[^`]+?\.(?:ts|yaml))`((?: "[^"]+",?)*)/g)) {
+        const file = join(root, m[1]);
+        const source = readFileSync(file, "utf8");
+        for (const q of m[2].matchAll(/"([^"]+?)(?:…)?"/g)) expect(`${m[1]}: ${source.includes(q[1].replace(/…$/, "")) ? "found" : "missing"} ${q[1]}`).toBe(`${m[1]}: found ${q[1]}`);
+      }
+    }
+  });
+
   test("the README's curl walk-through is the one examples/client-credentials.sh runs (in e2e)", () => {
     const readme = readFileSync(join(root, "README.md"), "utf8");
     const script = readFileSync(join(root, "examples/client-credentials.sh"), "utf8");
