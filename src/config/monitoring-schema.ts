@@ -1,0 +1,25 @@
+// server.monitoring: who may read the monitoring endpoints (src/monitoring/access.ts).
+import { z } from "zod";
+
+/**
+ * RFC 6750 §2.1's b64token, so the key can be sent as `Authorization: Bearer <key>` unchanged;
+ * at least 16 characters, so it cannot be guessed from the Internet.
+ */
+const accessKey = z
+  .string()
+  .min(16, "must be at least 16 characters (a short key can be guessed); e.g. `openssl rand -base64 32`")
+  .max(1024, "must be at most 1024 characters")
+  .regex(/^[A-Za-z0-9._~+/-]+=*$/, "may contain letters, digits and . _ ~ + / - only (with trailing '='), so it can be sent as a Bearer token");
+
+export const Monitoring = z
+  .strictObject({
+    accessKey: accessKey
+      .optional()
+      .describe(
+        "A secret that lets a caller from any address read /.well-known/otoroshi/monitoring/* (Authorization: Bearer <key> or ?access_key=<key>); without it only loopback and trustedProxies may. Use ${env:…} or ${file:…}",
+      ),
+  })
+  .prefault({})
+  .describe("The monitoring endpoints (live, ready, health, metrics)");
+
+export type MonitoringConfig = z.output<typeof Monitoring>;
