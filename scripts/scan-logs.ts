@@ -10,6 +10,7 @@
 //   - base64 and base64url of "clientId:secret" (what a Basic Authorization header carries),
 //   - the HMAC part of the otoapk_ bearer of each plain secret,
 //   - every body line of each privateKey PEM,
+//   - server.monitoring.accessKey,
 // plus every recorded token and its signature. A hit prints where and what (never the secret)
 // and exits 1; so does an empty capture (no log line at all means the capture is broken).
 import { readdirSync, readFileSync } from "node:fs";
@@ -107,6 +108,9 @@ function walk(node: unknown, ctx: Ctx, depth = 0): void {
   }
   const pem = str(o.privateKey);
   if (pem) addPrivateKey(typeof o.id === "string" ? o.id : undefined, pem);
+  // server.monitoring.accessKey: lets anyone read the monitoring endpoints.
+  const accessKey = str(o.accessKey);
+  if (accessKey) add(accessKey, "monitoring accessKey", "server.monitoring");
   for (const v of Object.values(o)) walk(v, ctx, depth + 1);
 }
 
@@ -119,6 +123,9 @@ function scavenge(text: string, ctx: Ctx): void {
     const s = /\b(clientSecret|secret):\s*["']?([^"'\s#,}]+)/.exec(line);
     const v = s ? resolveRefs(s[2], ctx) : undefined;
     if (s && v) addClientSecret(clientId, v, s[1] === "secret" ? "previous secret" : "clientSecret");
+    const ak = /\baccessKey:\s*["']?([^"'\s#,}]+)/.exec(line);
+    const akv = ak ? resolveRefs(ak[1], ctx) : undefined;
+    if (akv) add(akv, "monitoring accessKey", "server.monitoring");
   }
   for (const m of text.matchAll(/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g)) addPrivateKey(undefined, m[0]);
 }

@@ -4,6 +4,7 @@ import { Hono } from "hono";
 import type { ConfigStore } from "./config/store.ts";
 import { errorResponse, GatewayError } from "./errors.ts";
 import { renderError } from "./handler.ts";
+import { createHealthEndpoints, Lifecycle, type HealthDeps } from "./monitoring/health.ts";
 import { isLoopback } from "./net/cidr.ts";
 import { splitUrl } from "./request.ts";
 import { canonicalPath } from "./router/path.ts";
@@ -18,7 +19,10 @@ export function createGateway(
   store: ConfigStore,
   extraStatus: () => Record<string, unknown> = () => ({}),
   challenges: ChallengeStore | null = null,
+  // In process (tests) there is no listener to wait for: ready from the start.
+  monitoring: HealthDeps = { lifecycle: new Lifecycle(true) },
 ): (req: Request, info: ConnInfo) => Promise<Response> {
+  const health = createHealthEndpoints(store, monitoring);
   const app = new Hono<Env>();
   app.on(["GET", "HEAD"], STATUS_PATH, (c) => {
     const info = c.env.info;
@@ -31,12 +35,16 @@ export function createGateway(
   app.onError((e, c) => renderError(e, { method: c.req.method, path: c.req.path, host: "" }));
   // The proxy path skips Hono's router (~4 µs a request, measured in bench/ablation.sh): only
   // URLs that can be the status endpoint go through the app. Every spelling of its path either
-  // names "status" or carries a '%', so other URLs are never canonicalised here.
+  // names "status" or carries a '%', so other URLs are never canonicalised here; the same holds
+  // for the monitoring endpoints (src/monitoring/health.ts) and "monitoring".
   const front = (req: Request, info: ConnInfo) => {
     const url = req.url;
-    if (url.includes("status") || url.includes("%")) {
+    if (url.includes("status") || url.includes("monitoring") || url.includes("%")) {
       const raw = splitUrl(url).path;
-      if (canonicalPath(raw) === STATUS_PATH) return app.fetch(raw === STATUS_PATH ? req : new Request(new URL(STATUS_PATH, url), req), { info }) as Promise<Response>;
+      const path = canonicalPath(raw);
+      if (path === STATUS_PATH) return app.fetch(raw === STATUS_PATH ? req : new Request(new URL(STATUS_PATH, url), req), { info }) as Promise<Response>;
+      const answer = health.answer(req, info, path);
+      if (answer !== null) return Promise.resolve(answer);
     }
     return store.current().handle(req, info);
   };

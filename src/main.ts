@@ -16,6 +16,7 @@ import { keygenYaml, type GenAlg } from "./keys/generate.ts";
 import { createFailureGuardFor, type FailureGuardHandle } from "./limits/failures.ts";
 import { createQuotaEnforcer, type QuotaEnforcerHandle } from "./limits/quotas.ts";
 import { log } from "./log.ts";
+import { Lifecycle } from "./monitoring/health.ts";
 import { hashSecret } from "./plugins/secrets.ts";
 import { versionLine } from "./version.ts";
 import type { Runtime, ServerHandle } from "./runtime/types.ts";
@@ -76,6 +77,7 @@ function check(runtime: Runtime, opts: CliOptions): number {
 async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
   const file = configPath(opts);
   const loadOpts = baseLoadOptions(runtime);
+  const lifecycle = new Lifecycle();
   let loaded;
   let quotas: QuotaEnforcerHandle;
   let guard: FailureGuardHandle | undefined;
@@ -106,7 +108,7 @@ async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
   // Created before the listeners: the HTTP listener answers its HTTP-01 challenges.
   const acme = createAcme(snapshot);
   let https: HttpsService | null = null;
-  const handler = createGateway(store, () => ({ runtime: runtime.name, version: VERSION, quotas: quotas.status(), ...(https ? { tls: https.status() } : {}) }), acme?.challenges ?? null);
+  const handler = createGateway(store, () => ({ runtime: runtime.name, version: VERSION, quotas: quotas.status(), ...(https ? { tls: https.status() } : {}) }), acme?.challenges ?? null, { lifecycle, store: () => quotas.status() });
   const listeners: ServerHandle[] = [];
   const http = await runtime.serve({ hostname: server.host, port: opts.port ?? server.port, handler, idleTimeoutSeconds: server.idleTimeout, maxRequestBodySize: server.maxRequestBodySize });
   listeners.push(http);
@@ -131,18 +133,34 @@ async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
     https?.applied(store.current());
   });
   runtime.onSignal("SIGHUP", () => void reloader.reload("SIGHUP", true));
+  lifecycle.markReady();
 
   await new Promise<void>((done) => {
     let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      log("info", "server.stopping", { signal });
-      watcher.close();
-      https?.stop();
+    let closing = false;
+    let delayTimer: ReturnType<typeof setTimeout> | undefined;
+    const close = () => {
+      if (closing) return;
+      closing = true;
+      clearTimeout(delayTimer);
+      log("info", "server.closing", {});
       // In-flight requests finish; a stuck one does not hold the process forever.
       const grace = new Promise<void>((r) => setTimeout(r, 10_000).unref?.());
       void Promise.race([Promise.all(listeners.map((l) => l.stop(false))), grace]).then(() => done());
+    };
+    const stop = (signal: string) => {
+      // A second signal during server.shutdownDelay cuts the delay short.
+      if (stopping) return close();
+      stopping = true;
+      // ready answers 503 from now on; requests are still served for shutdownDelay, so the load
+      // balancer has time to see it and stop sending new ones before the listeners close.
+      lifecycle.markStopping();
+      const delay = store.current().config.server.shutdownDelay;
+      log("info", "server.stopping", { signal, shutdownDelay: delay });
+      watcher.close();
+      https?.stop();
+      if (delay > 0) delayTimer = setTimeout(close, delay);
+      else close();
     };
     runtime.onSignal("SIGTERM", () => stop("SIGTERM"));
     runtime.onSignal("SIGINT", () => stop("SIGINT"));
