@@ -76,14 +76,15 @@ describe("who may call the monitoring endpoints", () => {
       expect(res.status).toBe(200);
     });
     test(`a wrong key, a key prefix or another scheme gets the ordinary 404: ${path}`, async () => {
-      for (const init of <RequestInit[]>[
+      const inits: RequestInit[] = [
         { headers: { authorization: `Bearer ${KEY}x` } },
         { headers: { authorization: `Bearer ${KEY.slice(0, -1)}` } },
         { headers: { authorization: `Basic ${KEY}` } },
         { headers: { authorization: KEY } },
         { headers: { "x-access-key": KEY } },
         { headers: { authorization: "Bearer " } },
-      ]) await expectHidden(await g.call(`http://any.test${path}`, init, FOREIGN));
+      ];
+      for (const init of inits) await expectHidden(await g.call(`http://any.test${path}`, init, FOREIGN));
       await expectHidden(await g.call(`http://any.test${path}?access_key=nope`, {}, FOREIGN));
       await expectHidden(await g.call(`http://any.test${path}?access_key=`, {}, FOREIGN));
       await expectHidden(await g.call(`http://any.test${path}?ACCESS_KEY=${KEY}`, {}, FOREIGN));
