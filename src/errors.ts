@@ -19,6 +19,7 @@ export type ErrorCode =
   | "ERR_UPSTREAM_BUSY"
   | "ERR_CLIENT_CLOSED"
   | "ERR_NO_TARGET"
+  | "ERR_NO_HEALTHY_TARGET"
   | "ERR_FORBIDDEN"
   | "ERR_INTERNAL";
 

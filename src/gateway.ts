@@ -6,6 +6,7 @@ import { errorResponse, GatewayError } from "./errors.ts";
 import { renderError } from "./handler.ts";
 import { createHealthEndpoints, Lifecycle, type HealthDeps } from "./monitoring/health.ts";
 import { isLoopback } from "./net/cidr.ts";
+import { processHealth } from "./proxy/health.ts";
 import { splitUrl } from "./request.ts";
 import { canonicalPath } from "./router/path.ts";
 import type { ConnInfo } from "./runtime/types.ts";
@@ -29,7 +30,7 @@ export function createGateway(
     const snap = store.current();
     const trusted = isLoopback(info.remoteAddress) || snap.trustedProxies(info.remoteAddress);
     if (!trusted) return errorResponse(new GatewayError(404, "ERR_ROUTE_NOT_FOUND", "No route found"), c.req.method);
-    return c.json({ ...store.status(), ...extraStatus() }, 200, { "cache-control": "no-store" });
+    return c.json({ ...store.status(), upstreams: processHealth.status(), ...extraStatus() }, 200, { "cache-control": "no-store" });
   });
   app.all("*", (c) => store.current().handle(c.req.raw, c.env.info));
   app.onError((e, c) => renderError(e, { method: c.req.method, path: c.req.path, host: "" }));

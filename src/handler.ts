@@ -4,7 +4,9 @@ import { log } from "./log.ts";
 import type { AddressMatcher } from "./net/cidr.ts";
 import type { Access, AccessStage, RouteInfo } from "./plugins/types.ts";
 import { withoutCookies } from "./plugins/credentials.ts";
-import { forward, type ForwardTarget } from "./proxy/forward.ts";
+import type { ForwardTarget } from "./proxy/forward.ts";
+import type { PickContext } from "./proxy/balance.ts";
+import { forwardWithFailover, type RetryPolicy } from "./proxy/retry.ts";
 import { backendRequestHeaders, declaredLength } from "./proxy/headers.ts";
 import { joinPath, stripPrefix } from "./proxy/url.ts";
 import { createContext, type RequestContext } from "./request.ts";
@@ -13,7 +15,10 @@ import type { ConnInfo } from "./runtime/types.ts";
 
 export interface CompiledRoute extends RouteInfo {
   readonly stages: readonly AccessStage[];
-  readonly pickTarget: () => ForwardTarget;
+  /** Throws 503 ERR_NO_HEALTHY_TARGET when no target may be called (proxy/retry.ts). */
+  readonly pickTarget: (ctx?: PickContext | null, tried?: ReadonlySet<ForwardTarget> | null) => ForwardTarget;
+  /** backend.client retries; null: none (the fast path). */
+  readonly retry: RetryPolicy | null;
   readonly stripPath: boolean;
   readonly root: string;
   readonly timeoutMs: number;
@@ -42,7 +47,7 @@ async function proxyRoute(ctx: RequestContext, route: CompiledRoute, prefix: str
     const pending = stage(ctx, route, access);
     if (pending) await pending;
   }
-  const target = route.pickTarget();
+  const target = route.pickTarget(ctx);
   const rest = route.stripPath ? stripPrefix(ctx.path, prefix) : ctx.path;
   const headers = backendRequestHeaders(
     ctx.req.headers,
@@ -85,8 +90,7 @@ async function proxyRoute(ctx: RequestContext, route: CompiledRoute, prefix: str
       );
     }
   }
-  const res = await forward({
-    target,
+  const res = await forwardWithFailover(route, ctx, target, {
     path: joinPath(route.root, rest),
     search: ctx.search,
     wipeQuery: access.wipeQuery,

@@ -18,6 +18,7 @@ import { createQuotaEnforcer, type QuotaEnforcerHandle } from "./limits/quotas.t
 import { log } from "./log.ts";
 import { Lifecycle } from "./monitoring/health.ts";
 import { hashSecret } from "./plugins/secrets.ts";
+import { processHealth } from "./proxy/health.ts";
 import { versionLine } from "./version.ts";
 import type { Runtime, ServerHandle } from "./runtime/types.ts";
 import { createAcme, startHttps, type HttpsService } from "./tls/https.ts";
@@ -165,6 +166,7 @@ async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
     runtime.onSignal("SIGTERM", () => stop("SIGTERM"));
     runtime.onSignal("SIGINT", () => stop("SIGINT"));
   });
+  processHealth.stopAll();
   await quotas.close();
   await guard?.close();
   log("info", "server.stopped", {});

@@ -13,7 +13,8 @@ import { apikeysAssertedHeaders, createApikeysStage } from "../plugins/apikeys/i
 import { ApiKeyRegistry } from "../plugins/apikeys/registry.ts";
 import { createClientCredentialService } from "../plugins/client-credentials/index.ts";
 import type { AccessStage, FailureGuard, QuotaEnforcer, TokenVerifier } from "../plugins/types.ts";
-import { createBalancer } from "../proxy/balance.ts";
+import { HealthRegistry, processHealth } from "../proxy/health.ts";
+import { compileFailover } from "../proxy/retry.ts";
 import type { ForwardTarget } from "../proxy/forward.ts";
 import { assertedHeaderSet, CLIENT_ID_HEADER } from "../proxy/headers.ts";
 import { LimiterRegistry, processLimiters, UpstreamBudget } from "../proxy/limiter.ts";
@@ -35,6 +36,8 @@ export interface CompileDeps {
   dryRun?: boolean;
   /** Per-target call limits, kept across reloads; default: the process's own. */
   limiters?: LimiterRegistry;
+  /** Target health and breakers, kept across reloads; default: the process's own. */
+  health?: HealthRegistry;
 }
 
 export interface Snapshot {
@@ -176,6 +179,9 @@ export function compileSnapshot(parsed: ParsedConfig, file: string, generation: 
   const limiters = deps.dryRun ? new LimiterRegistry(new UpstreamBudget(0)) : (deps.limiters ?? processLimiters);
   limiters.budget.max = config.server.maxUpstreamRequests;
   const limiterKeys = new Set<string>();
+  // Target health and breakers, kept across reloads; `check` never starts a health check.
+  const health = deps.dryRun ? new HealthRegistry(false) : (deps.health ?? processHealth);
+  const healthKeys = new Set<string>();
 
   const routes = config.routes
     .filter((r) => r.enabled)
@@ -187,7 +193,7 @@ export function compileSnapshot(parsed: ParsedConfig, file: string, generation: 
         const key = JSON.stringify([r.id, origin, tls ?? null]);
         limiterKeys.add(key);
         const limiter = limiters.get(key, r.backend.client.maxConnections, r.backend.client.queueSize);
-        return { ...addr, weight: t.weight, fetch: fetchFor(tls), origin, hostHeader: hostHeader(addr), limiter };
+        return { ...addr, weight: t.weight, fetch: fetchFor(tls), origin, hostHeader: hostHeader(addr), limiter, backup: t.backup };
       });
       const stages: AccessStage[] = r.plugins
         .filter((p) => p.enabled)
@@ -196,7 +202,7 @@ export function compileSnapshot(parsed: ParsedConfig, file: string, generation: 
         id: r.id,
         groups: new Set(r.groups),
         stages,
-        pickTarget: createBalancer(targets, (t) => t.limiter!.hasRoom()),
+        ...compileFailover(r.id, r.backend, targets, health, healthKeys),
         stripPath: r.frontend.stripPath,
         root: r.backend.root,
         timeoutMs: r.backend.timeout,
@@ -207,6 +213,7 @@ export function compileSnapshot(parsed: ParsedConfig, file: string, generation: 
     });
 
   limiters.retainOnly(limiterKeys);
+  health.retainOnly(healthKeys);
   // Every header a route sets, from every route (disabled ones too: a backend may still trust
   // what they used to set), plus the default client id header whether or not a route sets it.
   const assertedHeaders = assertedHeaderSet([CLIENT_ID_HEADER, ...config.routes.flatMap((r) => r.plugins.flatMap((p) => apikeysAssertedHeaders(p.config)))]);

@@ -4,6 +4,7 @@
 // open ones that way).
 import { z } from "zod";
 import { KeyImportError, parseCertificateChain } from "../keys/cert.ts";
+import { FailoverClientFields, HealthCheck, LoadBalancing } from "./backend-schema.ts";
 import { assertedHeaderName, backendRoot, BYTES, CALLS, cidr, domain, headerName, hostname, MILLISECONDS, quantity, redisUrl, SECONDS, storedSecret } from "./fields.ts";
 import { Monitoring } from "./monitoring-schema.ts";
 
@@ -121,6 +122,7 @@ export const Target = z.strictObject({
   port: z.number().int().min(1).max(65535).optional().describe("Default: 443 with tls, else 80."),
   tls: z.boolean().default(false).describe("Call the target over https (certificate verified by default)"),
   weight: z.number().int().min(1).max(1000).default(1).describe("Relative share of calls (smooth weighted round-robin)"),
+  backup: z.boolean().default(false).describe("Called only when every non-backup target is unhealthy or has failed this call"),
   tlsConfig: z
     .strictObject({
       ca: z.string().min(1).optional().describe("Trust this CA (PEM) for this target."),
@@ -150,10 +152,15 @@ export const Route = z.strictObject({
     maxBodySize: quantity(BYTES, 0).optional().describe("Largest request body on this route, bytes (413 beyond). Default: server.maxRequestBodySize"),
   }).describe("What the route answers: domains, methods"),
   backend: z.strictObject({
-    targets: z.array(Target).min(1, "a route needs at least one target"),
+    targets: z
+      .array(Target)
+      .min(1, "a route needs at least one target")
+      .refine((ts) => ts.length === 0 || ts.some((t) => !t.backup), "every target is a backup: at least one must not be"),
     root: backendRoot.default("/").describe("Path prefix prepended on the backend (in its canonical form: dot segments removed, slashes merged)."),
     timeout: quantity(MILLISECONDS, 1, 3_600_000).default(30_000).describe("Milliseconds to wait for the backend's response headers (then 504)."),
     preserveHost: z.boolean().default(false).describe("Send the client's Host header instead of the target's hostname."),
+    loadBalancing: LoadBalancing,
+    healthCheck: HealthCheck,
     client: z
       .strictObject({
         maxConnections: quantity(CALLS, 1, 65_535)
@@ -162,6 +169,7 @@ export const Route = z.strictObject({
         queueSize: quantity(CALLS, 0, 65_535)
           .default(256)
           .describe("Calls per target that may wait for a free connection, each at most `timeout` ms (then 503). Beyond: 503 ERR_UPSTREAM_BUSY at once, with Retry-After"),
+        ...FailoverClientFields,
       })
       .prefault({})
       .describe("How the gateway calls this route's targets (as Otoroshi's backend.client)"),

@@ -9,6 +9,7 @@ import { GatewayError, RequestBodyError } from "../errors.ts";
 import { clientGone, releasing, type TargetLimiter } from "./limiter.ts";
 import type { UpstreamFetch } from "../runtime/types.ts";
 import { clientResponseHeaders, stripResponseHeadersInPlace } from "./headers.ts";
+import type { TargetState } from "./health.ts";
 
 export interface ForwardTarget {
   hostname: string;
@@ -22,6 +23,10 @@ export interface ForwardTarget {
   hostHeader: string;
   /** Calls-in-flight limit of this target (compile.ts sets one on every route); absent: none. */
   limiter?: TargetLimiter;
+  /** Only called when every other target is unhealthy or failed (backend.targets[].backup). */
+  backup?: boolean;
+  /** Health and breaker state, kept across reloads (proxy/health.ts); absent: always healthy. */
+  health?: TargetState;
 }
 
 export interface ForwardOptions {
