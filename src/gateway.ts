@@ -5,6 +5,8 @@ import type { ConfigStore } from "./config/store.ts";
 import { errorResponse, GatewayError } from "./errors.ts";
 import { renderError } from "./handler.ts";
 import { createHealthEndpoints, Lifecycle, type HealthDeps } from "./monitoring/health.ts";
+import { metricsEndpoint, METRICS_PATH } from "./monitoring/metrics-endpoint.ts";
+import { observed, type RequestRecord } from "./monitoring/observe.ts";
 import { isLoopback } from "./net/cidr.ts";
 import { processHealth } from "./proxy/health.ts";
 import { splitUrl } from "./request.ts";
@@ -38,26 +40,37 @@ export function createGateway(
   // URLs that can be the status endpoint go through the app. Every spelling of its path either
   // names "status" or carries a '%', so other URLs are never canonicalised here; the same holds
   // for the monitoring endpoints (src/monitoring/health.ts) and "monitoring".
-  const front = (req: Request, info: ConnInfo) => {
+  const front = (req: Request, info: ConnInfo, rec: RequestRecord) => {
     const url = req.url;
     if (url.includes("status") || url.includes("monitoring") || url.includes("%")) {
       const raw = splitUrl(url).path;
       const path = canonicalPath(raw);
-      if (path === STATUS_PATH) return app.fetch(raw === STATUS_PATH ? req : new Request(new URL(STATUS_PATH, url), req), { info }) as Promise<Response>;
-      const answer = health.answer(req, info, path);
-      if (answer !== null) return Promise.resolve(answer);
+      if (path === STATUS_PATH) {
+        rec.internal = true;
+        return app.fetch(raw === STATUS_PATH ? req : new Request(new URL(STATUS_PATH, url), req), { info }) as Promise<Response>;
+      }
+      const answer = path === METRICS_PATH ? metricsEndpoint(req, info, store) : health.answer(req, info, path);
+      if (answer !== null) {
+        rec.internal = true;
+        return Promise.resolve(answer);
+      }
     }
-    return store.current().handle(req, info);
+    return store.current().handle(req, info, rec);
   };
-  if (!challenges) return front;
+  // Every request, whoever answers it, gets a request id, an access line and its counts.
+  const perClient = () => store.current().config.server.monitoring?.perClientMetrics === true;
+  if (!challenges) return observed(front, perClient);
   // ACME HTTP-01 (RFC 8555 §8.3) is answered before routing, on every host and both listeners:
   // no route, redirect or credential check may stand between the CA and the token.
-  return (req, info) => {
+  return observed((req, info, rec) => {
     if (req.url.includes(CHALLENGE_PREFIX)) {
       const path = new URL(req.url).pathname;
-      if (path.startsWith(CHALLENGE_PREFIX)) return Promise.resolve(challenges.answer(req.method, path));
+      if (path.startsWith(CHALLENGE_PREFIX)) {
+        rec.internal = true;
+        return Promise.resolve(challenges.answer(req.method, path));
+      }
     }
-    return front(req, info);
-  };
+    return front(req, info, rec);
+  }, perClient);
 }
 

@@ -12,6 +12,10 @@ import { joinPath, stripPrefix } from "./proxy/url.ts";
 import { createContext, type RequestContext } from "./request.ts";
 import { ambiguity, type Router } from "./router/router.ts";
 import type { ConnInfo } from "./runtime/types.ts";
+import { metrics, type RouteMetrics } from "./monitoring/metrics.ts";
+import type { RequestRecord } from "./monitoring/observe.ts";
+import { requestIdFor } from "./monitoring/request-id.ts";
+import { traceHeaders } from "./monitoring/trace.ts";
 
 export interface CompiledRoute extends RouteInfo {
   readonly stages: readonly AccessStage[];
@@ -24,6 +28,8 @@ export interface CompiledRoute extends RouteInfo {
   readonly timeoutMs: number;
   readonly preserveHost: boolean;
   readonly maxBodySize: number;
+  /** This route's counters (src/monitoring/metrics.ts), made at compile time. */
+  readonly metrics?: RouteMetrics;
 }
 
 export interface Sink {
@@ -41,13 +47,19 @@ export interface HandlerParts {
 }
 
 const NO_BODY = new Set(["GET", "HEAD"]);
-async function proxyRoute(ctx: RequestContext, route: CompiledRoute, prefix: string, asserted: ReadonlySet<string>, declared: number | null): Promise<Response> {
+async function proxyRoute(ctx: RequestContext, route: CompiledRoute, prefix: string, asserted: ReadonlySet<string>, declared: number | null, rec: RequestRecord | undefined): Promise<Response> {
   const access: Access = { apikey: null, wipeHeaders: null, wipeQuery: null, wipeCookies: null, setHeaders: [], responseHeaders: [] };
-  for (const stage of route.stages) {
-    const pending = stage(ctx, route, access);
-    if (pending) await pending;
+  try {
+    for (const stage of route.stages) {
+      const pending = stage(ctx, route, access);
+      if (pending) await pending;
+    }
+  } finally {
+    // Known even when a later check refuses the key (read-only, quota): the access line says whose.
+    if (rec !== undefined && access.apikey !== null) rec.clientId = access.apikey.clientId;
   }
   const target = route.pickTarget(ctx);
+  if (rec !== undefined) rec.target = `${target.hostname}:${target.port}`;
   const rest = route.stripPath ? stripPrefix(ctx.path, prefix) : ctx.path;
   const headers = backendRequestHeaders(
     ctx.req.headers,
@@ -58,6 +70,12 @@ async function proxyRoute(ctx: RequestContext, route: CompiledRoute, prefix: str
     // cannot be fooled.
     asserted,
   );
+  // Gateway-set (their client spellings are asserted: wiped above): the request id, and the
+  // gateway's span of the W3C trace (src/monitoring/trace.ts).
+  headers.set("x-request-id", rec?.requestId ?? requestIdFor(ctx.req.headers.get("x-request-id")));
+  const trace = traceHeaders(ctx.req.headers.get("traceparent"), ctx.req.headers.get("tracestate"));
+  headers.set("traceparent", trace.traceparent);
+  if (trace.tracestate !== null) headers.set("tracestate", trace.tracestate);
   // RFC 9112 §6.3: a list of one repeated length ("5, 5") goes on as that one length.
   if (declared !== null) headers.set("content-length", String(declared));
   if (access.wipeCookies !== null) {
@@ -81,6 +99,7 @@ async function proxyRoute(ctx: RequestContext, route: CompiledRoute, prefix: str
         new TransformStream<Uint8Array, Uint8Array>({
           transform(chunk, controller) {
             seen += chunk.byteLength;
+            if (rec !== undefined) rec.bytesIn = seen;
             if (seen > limit) {
               tooLarge = true;
               controller.error(payloadTooLarge(limit));
@@ -101,10 +120,12 @@ async function proxyRoute(ctx: RequestContext, route: CompiledRoute, prefix: str
     body,
     timeoutMs: route.timeoutMs,
     signal: ctx.req.signal,
+    timing: rec,
   }).catch((e: unknown) => {
     throw tooLarge ? payloadTooLarge(route.maxBodySize) : e;
   });
   for (const [k, v] of access.responseHeaders) res.headers.set(k, v);
+  if (rec !== undefined) rec.streamed = true;
   return res;
 }
 
@@ -112,28 +133,36 @@ function payloadTooLarge(limit: number): GatewayError {
   return new GatewayError(413, "ERR_PAYLOAD_TOO_LARGE", `Request body too large (limit ${limit} bytes)`);
 }
 
-export function renderError(e: unknown, ctx: { method: string; path: string; host: string } | null): Response {
+export function renderError(e: unknown, ctx: { method: string; path: string; host: string } | null, requestId?: string): Response {
   if (e instanceof GatewayError) {
     const cause = e.cause instanceof Error ? e.cause.message : undefined;
     // A client that left is no failure of the gateway or a backend: 499 (nginx's "client closed
     // request") for the record, at debug. A refusal under load is expected behaviour: warn.
-    if (e.status === 499) log("debug", "request.client_closed", { code: e.code, status: 499, host: ctx?.host, path: ctx?.path, cause });
-    else if (e.code === "ERR_UPSTREAM_BUSY") log("warn", "request.refused", { code: e.code, status: e.status, host: ctx?.host, path: ctx?.path, cause });
-    else if (e.status >= 500) log("error", "request.failed", { code: e.code, status: e.status, host: ctx?.host, path: ctx?.path, cause });
+    if (e.status === 499) log("debug", "request.client_closed", { code: e.code, status: 499, requestId, host: ctx?.host, path: ctx?.path, cause });
+    else if (e.code === "ERR_UPSTREAM_BUSY") log("warn", "request.refused", { code: e.code, status: e.status, requestId, host: ctx?.host, path: ctx?.path, cause });
+    else if (e.status >= 500) log("error", "request.failed", { code: e.code, status: e.status, requestId, host: ctx?.host, path: ctx?.path, cause });
     return errorResponse(e, ctx?.method);
   }
-  log("error", "request.crashed", { host: ctx?.host, path: ctx?.path, cause: e instanceof Error ? e.message : String(e) });
+  log("error", "request.crashed", { requestId, host: ctx?.host, path: ctx?.path, cause: e instanceof Error ? e.message : String(e) });
   return errorResponse(new GatewayError(500, "ERR_INTERNAL", "Internal gateway error"), ctx?.method);
 }
 
-export function createHandler(parts: HandlerParts): (req: Request, info: ConnInfo) => Promise<Response> {
+export function createHandler(parts: HandlerParts): (req: Request, info: ConnInfo, rec?: RequestRecord) => Promise<Response> {
   const { router, sinks, trustedProxies, clock, assertedHeaders } = parts;
-  return async (req, info) => {
+  return async (req, info, rec) => {
     let ctx: RequestContext | null = null;
     try {
       ctx = createContext(req, info, trustedProxies, clock());
+      if (rec !== undefined) {
+        rec.clientIp = ctx.clientIp;
+        rec.path = ctx.path;
+      }
       // (The OAuth sink answers a bad Host in its own RFC 6749 shape.)
-      for (const sink of sinks) if (sink.matches(ctx)) return await sink.handle(ctx);
+      for (const sink of sinks)
+        if (sink.matches(ctx)) {
+          if (rec !== undefined) rec.sink = true;
+          return await sink.handle(ctx);
+        }
       // Body framing the listener let through but a backend could read otherwise: 400 here.
       const declared = declaredLength(req.headers);
       // RFC 9112 §3.2: a request with more than one Host field (seen here joined by a comma) or an
@@ -148,11 +177,13 @@ export function createHandler(parts: HandlerParts): (req: Request, info: ConnInf
       const m = router.match(ctx.host, ctx.path, ctx.method);
       if (m === null) throw new GatewayError(404, "ERR_ROUTE_NOT_FOUND", "No route found");
       if (m.kind === "method") throw new GatewayError(405, "ERR_METHOD_NOT_ALLOWED", "Method not allowed on this route", { allow: m.allow.join(", ") });
+      if (rec !== undefined) rec.route = m.route.metrics ?? metrics.route(m.route.id);
       const ambiguous = ambiguity(router, ctx.host, ctx.path, ctx.method, m);
       if (ambiguous !== null) throw new GatewayError(400, "ERR_BAD_REQUEST", ambiguous);
-      return await proxyRoute(ctx, m.route, m.prefix, assertedHeaders, declared);
+      return await proxyRoute(ctx, m.route, m.prefix, assertedHeaders, declared, rec);
     } catch (e) {
-      return renderError(e, ctx);
+      if (rec !== undefined) rec.error = e instanceof GatewayError ? e.code : "ERR_INTERNAL";
+      return renderError(e, ctx, rec?.requestId);
     }
   };
 }

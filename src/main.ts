@@ -1,7 +1,7 @@
 // Boot: load (fail fast) → serve → watch → graceful shutdown; and the one-shot commands.
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { HELP, parseArgs, UsageError, VERSION, type CliOptions } from "./cli.ts";
 import { resolveStateDir } from "./config/compile.ts";
 import { compileParsed, loadParsed, loadSnapshot, type LoadOptions } from "./config/load.ts";
@@ -16,6 +16,7 @@ import { keygenYaml, type GenAlg } from "./keys/generate.ts";
 import { createFailureGuardFor, type FailureGuardHandle } from "./limits/failures.ts";
 import { createQuotaEnforcer, type QuotaEnforcerHandle } from "./limits/quotas.ts";
 import { log } from "./log.ts";
+import { configureAccessLog, flushAccessLog, reopenAccessLog } from "./monitoring/access-log.ts";
 import { Lifecycle } from "./monitoring/health.ts";
 import { hashSecret } from "./plugins/secrets.ts";
 import { processHealth } from "./proxy/health.ts";
@@ -94,6 +95,12 @@ async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
     }
     loadOpts.quotas = quotas;
     // Shared through server.store like the quotas, so instances behind one balancer limit together.
+    // The access log file is opened now: a path that cannot be written stops the start, with where.
+    try {
+      configureAccessLog({ enabled: s.accessLog.enabled, file: s.accessLog.file === undefined ? undefined : resolve(dirname(file), s.accessLog.file) });
+    } catch (e) {
+      throw new ConfigError([{ file, ...parsed.locate(["server", "accessLog", "file"]), path: "server.accessLog.file", message: `cannot open the access log file (${(e as { code?: string }).code ?? "error"})` }]);
+    }
     loadOpts.guard = guard = createFailureGuardFor({ maxFailures: s.failedAuth.maxFailures, windowSeconds: s.failedAuth.windowSeconds, store: s.store, storeUnavailable: s.storeUnavailable });
     loaded = { snapshot: compileParsed(parsed, file, 1, loadOpts), parsed };
   } catch (e) {
@@ -134,6 +141,15 @@ async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
     https?.applied(store.current());
   });
   runtime.onSignal("SIGHUP", () => void reloader.reload("SIGHUP", true));
+  // logrotate renames the access log file, then signals: lines from now on go to a new file.
+  runtime.onSignal("SIGUSR1", () => {
+    try {
+      reopenAccessLog();
+      log("info", "accesslog.reopened", {});
+    } catch (e) {
+      log("error", "accesslog.reopen_failed", { code: (e as { code?: string }).code ?? "error" });
+    }
+  });
   lifecycle.markReady();
 
   await new Promise<void>((done) => {
@@ -169,6 +185,7 @@ async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
   processHealth.stopAll();
   await quotas.close();
   await guard?.close();
+  flushAccessLog();
   log("info", "server.stopped", {});
   return 0;
 }

@@ -5,9 +5,12 @@
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
 import { addLogTap } from "../src/log.ts";
+import { setAccessLogSink } from "../src/monitoring/access-log.ts";
 
 const dir = process.env.OTOROSHI_LOG_DIR;
 if (dir) {
   const file = join(dir, `inprocess-${process.pid}.log`);
   addLogTap((line) => appendFileSync(file, line + "\n"), { level: "debug" });
+  // The in-process gateways' access lines are scanned too.
+  setAccessLogSink((line) => appendFileSync(file, line + "\n"));
 }

@@ -8,6 +8,8 @@ import { createKeyring, importKeyPair, KeyImportError, type KeyPair, type Keyrin
 import { generateKeyPairPem } from "../keys/generate.ts";
 import { loadOrCreateKeyPair, StateDirError } from "../keys/state.ts";
 import { log } from "../log.ts";
+import { metrics } from "../monitoring/metrics.ts";
+import type { RequestRecord } from "../monitoring/observe.ts";
 import { compileAddressMatcher, type AddressMatcher } from "../net/cidr.ts";
 import { apikeysAssertedHeaders, createApikeysStage } from "../plugins/apikeys/index.ts";
 import { ApiKeyRegistry } from "../plugins/apikeys/registry.ts";
@@ -56,7 +58,7 @@ export interface Snapshot {
   /** Headers some route sets for its backend, folded ('_' read as '-'): removed from every
    * client request on every route. */
   readonly assertedHeaders: ReadonlySet<string>;
-  handle(req: Request, info: ConnInfo): Promise<Response>;
+  handle(req: Request, info: ConnInfo, rec?: RequestRecord): Promise<Response>;
 }
 
 // RFC 7468 §4 labels: a key import message may name the label it found; any other text between
@@ -207,6 +209,7 @@ export function compileSnapshot(parsed: ParsedConfig, file: string, generation: 
         root: r.backend.root,
         timeoutMs: r.backend.timeout,
         preserveHost: r.backend.preserveHost,
+        metrics: metrics.route(r.id),
         maxBodySize: Math.min(r.frontend.maxBodySize ?? config.server.maxRequestBodySize, config.server.maxRequestBodySize),
       };
       return { route, domains: r.frontend.domains, methods: r.frontend.methods };

@@ -118,7 +118,7 @@ export const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "not
 const RESERVED_HEADERS = new Set([
   "host", "content-length", "transfer-encoding", "content-type", "content-encoding", "connection", "keep-alive",
   "proxy-connection", "te", "trailer", "upgrade", "expect", "authorization", "proxy-authorization", "cookie",
-  "forwarded", "x-real-ip", "accept-encoding", "user-agent", "traceparent", "tracestate",
+  "forwarded", "x-real-ip", "accept-encoding", "user-agent", "traceparent", "tracestate", "x-request-id",
 ]);
 
 /** A header name the gateway sets for the backend (and so removes from every client request). */

@@ -18,8 +18,25 @@ export const Monitoring = z
       .describe(
         "A secret that lets a caller from any address read /.well-known/otoroshi/monitoring/* (Authorization: Bearer <key> or ?access_key=<key>); without it only loopback and trustedProxies may. Use ${env:…} or ${file:…}",
       ),
+    perClientMetrics: z
+      .boolean()
+      .default(false)
+      .describe("Also count requests per API key client id (otoroshi_client_requests_total{client_id}): one series per configured key, so off by default"),
   })
   .prefault({})
   .describe("The monitoring endpoints (live, ready, health, metrics)");
+
+/** server.accessLog (src/monitoring/access-log.ts). */
+export const AccessLog = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe("One JSON line per request, written when its response ends (docs/operations.md lists the fields)"),
+    file: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("Append the lines to this file (relative: to the config file's directory), reopened on SIGUSR1 for logrotate; absent: stdout (the other logs go to stderr)"),
+  })
+  .prefault({})
+  .describe("The access log");
 
 export type MonitoringConfig = z.output<typeof Monitoring>;

@@ -5,6 +5,7 @@
 // and 10,000 API keys) runs in a worker thread (parse-worker.ts) and never on this one: this
 // thread reads the file (at most the running server.maxConfigSize), then compiles what the
 // worker validated, yielding to requests in between. No worker answer: the reload is refused.
+import { metrics } from "../monitoring/metrics.ts";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { ConfigError, formatProblem, type ConfigProblem } from "../errors.ts";
@@ -186,6 +187,7 @@ export class Reloader {
       await tick();
       const snapshot = await compileParsedYielding(parsed, this.file, this.generation + 1, { ...this.opts, server: running });
       if (!this.store.swap(snapshot, seq)) return "superseded";
+      metrics.reloaded(true);
       this.generation = Math.max(this.generation, snapshot.generation);
       this.sources.set(snapshot, { digest, files: sameFiles(parsed.files, current.files) ? files : null });
       log("info", "config.reloaded", {
@@ -210,6 +212,7 @@ export class Reloader {
         e instanceof ConfigError ? e.problems : [{ file: this.file, line: 1, column: 1, path: "", message: `unexpected error: ${(e as Error).message}` }];
       const reported = problems.length > MAX_REPORTED_PROBLEMS ? [...problems.slice(0, MAX_REPORTED_PROBLEMS), moreProblems(this.file, problems.length - MAX_REPORTED_PROBLEMS)] : problems;
       this.store.reject(reported, seq, new Date(this.opts.clock()).toISOString());
+      metrics.reloaded(false);
       for (const p of reported) {
         log("error", "config.rejected", { trigger, location: formatProblem(p), file: p.file, line: p.line, column: p.column, path: p.path, message: p.message, generation: current.generation });
       }

@@ -6,7 +6,7 @@ import { z } from "zod";
 import { KeyImportError, parseCertificateChain } from "../keys/cert.ts";
 import { FailoverClientFields, HealthCheck, LoadBalancing } from "./backend-schema.ts";
 import { assertedHeaderName, backendRoot, BYTES, CALLS, cidr, domain, headerName, hostname, MILLISECONDS, quantity, redisUrl, SECONDS, storedSecret } from "./fields.ts";
-import { Monitoring } from "./monitoring-schema.ts";
+import { AccessLog, Monitoring } from "./monitoring-schema.ts";
 
 const name = (what: string) =>
   z.string().min(1, `${what} must not be empty`).regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, `${what} may contain letters, digits, '.', '_', ':' and '-' only`);
@@ -311,6 +311,7 @@ export const Server = z
       .prefault({})
       .describe("Failed secret checks allowed per client id and source address before further attempts get 429"),
     monitoring: Monitoring,
+    accessLog: AccessLog,
     shutdownDelay: quantity(MILLISECONDS, 0, 600_000)
       .default(0)
       .describe("Milliseconds between SIGTERM and closing the listeners: /.well-known/otoroshi/monitoring/ready answers 503 at once while requests are still served, so a load balancer stops sending new ones; then in-flight requests drain"),

@@ -50,6 +50,8 @@ export interface ForwardOptions {
   timeoutMs: number;
   /** Client went away → abort the upstream call (and its body streams). */
   signal?: AbortSignal;
+  /** Gets performance.now() when the backend's response headers arrive (the access log's upstreamMs). */
+  timing?: { upstreamAt: number };
 }
 
 const MSG_REFUSED =
@@ -225,6 +227,7 @@ export async function forward(opts: ForwardOptions): Promise<Response> {
   let upstream: Response;
   try {
     upstream = await target.fetch(url, init);
+    if (opts.timing !== undefined) opts.timing.upstreamAt = performance.now();
   } catch (err) {
     release();
     throw callFailed(err, timedOut, clientSignal);

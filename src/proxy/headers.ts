@@ -67,13 +67,17 @@ function fold(name: string): string {
   return name.includes("_") ? name.replaceAll("_", "-") : name;
 }
 
+/** Set by the gateway on every backend call (src/handler.ts: the request id, W3C Trace Context),
+ * so asserted on every route: no spelling of them from a client reaches a backend. */
+const GATEWAY_SET = ["x-request-id", "traceparent", "tracestate"];
+
 /**
  * The header names the gateway asserts to backends (it sets them; a client never does), folded
  * and lower-cased. Built once per snapshot: every route's set, so a header one route asserts is
  * never taken from a client on any other route.
  */
 export function assertedHeaderSet(names: Iterable<string>): ReadonlySet<string> {
-  const out = new Set<string>();
+  const out = new Set<string>(GATEWAY_SET);
   for (const n of names) out.add(fold(n.toLowerCase()));
   return out;
 }

@@ -66,7 +66,8 @@ export interface UpstreamTls {
  */
 export type UpstreamFetch = (url: string, init: RequestInit) => Promise<Response>;
 
-export type Signal = "SIGHUP" | "SIGINT" | "SIGTERM";
+/** SIGUSR1: reopen the access log file (logrotate). */
+export type Signal = "SIGHUP" | "SIGINT" | "SIGTERM" | "SIGUSR1";
 
 export interface Runtime {
   readonly name: "bun" | "deno";

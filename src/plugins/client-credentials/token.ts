@@ -1,5 +1,6 @@
 // POST /.well-known/otoroshi/oauth/token: the client credentials grant (RFC 6749 §4.4) issuing
 // RFC 9068 JWT access tokens.
+import { metrics } from "../../monitoring/metrics.ts";
 import { randomUUID } from "node:crypto";
 import type { ClientCredentialServiceConfig } from "../../config/schema.ts";
 import { signJwt } from "../../keys/jwt.ts";
@@ -58,6 +59,7 @@ export async function tokenEndpoint(ctx: RequestContext, deps: TokenDeps): Promi
 
   // signJwt puts alg (from the key), typ "at+jwt" (RFC 9068 §2.1) and kid in the header.
   const accessToken = signJwt(pair, claims);
+  metrics.tokenIssued(pair.alg);
   const body: Record<string, unknown> = { access_token: accessToken, token_type: "Bearer", expires_in: lifetime };
   if (scope !== undefined) body.scope = scope;
   return noStoreJson(200, body);

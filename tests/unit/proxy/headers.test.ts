@@ -124,12 +124,18 @@ describe("backendRequestHeaders", () => {
   });
 
   test("end-to-end fields pass through untouched", () => {
-    const incoming = new Headers({ authorization: "Bearer t", "content-type": "application/json", "content-length": "12", "x-request-id": "r1" });
+    const incoming = new Headers({ authorization: "Bearer t", "content-type": "application/json", "content-length": "12", "x-custom": "r1" });
     const out = backendRequestHeaders(incoming, untrusted, null, null);
     expect(out.get("authorization")).toBe("Bearer t");
     expect(out.get("content-type")).toBe("application/json");
     expect(out.get("content-length")).toBe("12");
-    expect(out.get("x-request-id")).toBe("r1");
+    expect(out.get("x-custom")).toBe("r1");
+  });
+
+  test("the request id and trace context are the gateway's: every client spelling is dropped (the handler sets them)", () => {
+    const incoming = new Headers({ "x-request-id": "r1", x_request_id: "r2", traceparent: "t", tracestate: "s" });
+    const out = backendRequestHeaders(incoming, untrusted, null, null, assertedHeaderSet([]));
+    for (const name of ["x-request-id", "x_request_id", "traceparent", "tracestate"]) expect(out.has(name)).toBe(false);
   });
 });
 
