@@ -1,14 +1,19 @@
-// Command-line parsing: serve | check | keygen | apikey create | hash-secret | version | help.
+// Command-line parsing: serve | check | explain | keygen | apikey create | hash-secret | version | help.
 import { VERSION } from "./version.ts";
 
 export interface CliOptions {
-  command: "serve" | "check" | "keygen" | "version" | "help" | "apikey-create" | "hash-secret";
+  command: "serve" | "check" | "explain" | "keygen" | "version" | "help" | "apikey-create" | "hash-secret";
   config?: string;
   port?: number;
   alg?: string;
   id?: string;
   clientId?: string;
   secret?: string;
+  /** explain: METHOD and URL, its -H headers ("Name: value"), --from, --json. */
+  positional?: string[];
+  headers?: string[];
+  from?: string;
+  json?: boolean;
 }
 
 export { VERSION };
@@ -18,6 +23,10 @@ export const HELP = `otoroshi-lite ${VERSION} — an API gateway configured by o
 Usage:
   otoroshi-lite [serve] [--config FILE] [--port N]   serve (default command)
   otoroshi-lite check [--config FILE]                validate the config; exit 0 or 1 with every problem
+  otoroshi-lite explain [--config FILE] [--json] [--from IP] METHOD URL [-H 'Name: value']...
+                                                     what the gateway would do with this request (route,
+                                                     plugins, refusal or backend URL and headers, secrets
+                                                     masked), sending nothing anywhere
   otoroshi-lite keygen [--alg ES256] [--id NAME]     print a new key pair, ready to paste under keypairs:
                                                      (--alg RS256 | ES256 | ES384 | ES512 | EdDSA)
   otoroshi-lite apikey create --client-id ID         print a new random secret once, and the YAML entry
@@ -43,7 +52,7 @@ export function parseArgs(argv: readonly string[]): CliOptions {
   const first = args[0];
   if (first && !first.startsWith("-")) {
     args.shift();
-    if (first === "serve" || first === "check" || first === "keygen" || first === "version" || first === "help") opts.command = first;
+    if (first === "serve" || first === "check" || first === "explain" || first === "keygen" || first === "version" || first === "help") opts.command = first;
     else if (first === "hash-secret") opts.command = "hash-secret";
     else if (first === "apikey") {
       const sub = args.shift();
@@ -91,8 +100,19 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       case "--client-id":
         opts.clientId = value();
         break;
+      case "-H":
+      case "--header":
+        (opts.headers ??= []).push(value());
+        break;
+      case "--from":
+        opts.from = value();
+        break;
+      case "--json":
+        opts.json = true;
+        break;
       default:
         if (opts.command === "hash-secret" && !a.startsWith("-") && opts.secret === undefined) opts.secret = a;
+        else if (opts.command === "explain" && !a.startsWith("-")) (opts.positional ??= []).push(a);
         else throw new UsageError(`unknown option "${a}" (try --help)`);
     }
   }

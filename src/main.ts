@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { HELP, parseArgs, UsageError, VERSION, type CliOptions } from "./cli.ts";
+import { explainCommand } from "./cli/explain.ts";
 import { resolveStateDir } from "./config/compile.ts";
 import { compileParsed, loadParsed, loadSnapshot, type LoadOptions } from "./config/load.ts";
 import { configDigest, Reloader, setWorkerFactory } from "./config/reload.ts";
@@ -216,6 +217,8 @@ export async function main(runtime: Runtime): Promise<number> {
       return 0;
     case "check":
       return check(runtime, opts);
+    case "explain":
+      return explainCommand(opts, configPath(opts), process.env, { out, err });
     case "keygen": {
       const alg = (opts.alg ?? "ES256") as GenAlg;
       if (!["RS256", "ES256", "ES384", "ES512", "EdDSA"].includes(alg)) {

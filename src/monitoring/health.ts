@@ -53,7 +53,7 @@ export interface HealthDeps {
 export interface TargetReport {
   route: string;
   target: string;
-  /** "unknown": no active health check reports on it; it is tried as if healthy. */
+  /** "unknown": the health registry has no state for it; it is called as if healthy. */
   status: "healthy" | "unhealthy" | "unknown";
 }
 
@@ -65,7 +65,9 @@ export function targetReport(snapshot: Pick<Snapshot, "config">, checked: readon
   for (const r of snapshot.config.routes) {
     if (!r.enabled) continue;
     for (const t of r.backend.targets) {
-      const target = `${t.hostname}:${t.port ?? (t.tls ? 443 : 80)}`;
+      // As the health registry names it (proxy/retry.ts): IPv6 literals in brackets.
+      const host = t.hostname.includes(":") && !t.hostname.startsWith("[") ? `[${t.hostname}]` : t.hostname;
+      const target = `${host}:${t.port ?? (t.tls ? 443 : 80)}`;
       const h = known.get(`${r.id}\u0000${target}`);
       out.push({ route: r.id, target, status: h === undefined ? "unknown" : h ? "healthy" : "unhealthy" });
     }

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { gauges, type TargetHealth } from "../../../src/monitoring/gauges.ts";
 import { createHealthEndpoints, HEALTH_PATH, Lifecycle, LIVE_PATH, READY_PATH } from "../../../src/monitoring/health.ts";
 import type { QuotaStatus } from "../../../src/limits/quotas.ts";
+import { processHealth } from "../../../src/proxy/health.ts";
 import { buildGateway } from "../../helpers/gateway.ts";
 
 const LOOPBACK = { remoteAddress: "127.0.0.1", secure: false };
@@ -12,14 +13,15 @@ server: { storeUnavailable: ${onUnavailable} }
 routes:
   - id: api
     frontend: { domains: [api.test] }
-    backend: { targets: [{ hostname: a.internal, port: 8080 }, { hostname: b.internal, tls: true }] }
+    backend: { targets: [{ hostname: a.internal, port: 8080 }, { hostname: b.internal, tls: true }, { hostname: "::1", port: 9000 }] }
   - id: off
     enabled: false
     frontend: { domains: [off.test] }
     backend: { targets: [{ hostname: c.internal }] }
 `;
 
-afterEach(() => gauges.setTargetHealthSource(() => []));
+// The process's registry is the source outside these tests (src/proxy/health.ts): put it back.
+afterEach(() => gauges.setTargetHealthSource(() => processHealth.gauges()));
 
 function setup(opts: { store?: QuotaStatus; onUnavailable?: string; lifecycle?: Lifecycle; clock?: () => number } = {}) {
   const g = buildGateway(YAML(opts.onUnavailable));
@@ -63,8 +65,9 @@ describe("ready follows the process's phase", () => {
 });
 
 describe("health", () => {
-  test("no health check registered: every enabled route's target is unknown, and the gateway healthy", async () => {
+  test("targets the health registry has no state for are unknown, and the gateway healthy", async () => {
     const { g, get } = setup({ store: { store: "memory", healthy: true } });
+    gauges.setTargetHealthSource(() => []);
     try {
       const { status, body } = await get(HEALTH_PATH);
       expect(status).toBe(200);
@@ -77,10 +80,11 @@ describe("health", () => {
         targets: {
           healthy: 0,
           unhealthy: 0,
-          unknown: 2,
+          unknown: 3,
           list: [
             { route: "api", target: "a.internal:8080", status: "unknown" },
             { route: "api", target: "b.internal:443", status: "unknown" },
+            { route: "api", target: "[::1]:9000", status: "unknown" },
           ],
         },
       });
@@ -102,8 +106,8 @@ describe("health", () => {
       expect(r.status).toBe(200);
       expect(r.body!.status).toBe("degraded");
       expect(r.body!.store).toBeNull();
-      expect(r.body!.targets).toMatchObject({ healthy: 1, unhealthy: 1, unknown: 0 });
-      report = report.map((t) => ({ ...t, healthy: false }));
+      expect(r.body!.targets).toMatchObject({ healthy: 1, unhealthy: 1, unknown: 1 });
+      report = [...report, { route: "api", target: "[::1]:9000", healthy: true }].map((t) => ({ ...t, healthy: false }));
       r = await get(HEALTH_PATH);
       expect(r.status).toBe(503);
       expect(r.body!.status).toBe("unhealthy");
