@@ -10,6 +10,7 @@ import { clientGone, releasing, type TargetLimiter } from "./limiter.ts";
 import type { UpstreamFetch } from "../runtime/types.ts";
 import { clientResponseHeaders, stripResponseHeadersInPlace } from "./headers.ts";
 import type { TargetState } from "./health.ts";
+import type { UpstreamInit } from "../runtime/types.ts";
 
 export interface ForwardTarget {
   hostname: string;
@@ -50,6 +51,8 @@ export interface ForwardOptions {
   timeoutMs: number;
   /** Client went away → abort the upstream call (and its body streams). */
   signal?: AbortSignal;
+  /** backend.client.connectionTimeout, passed to the runtime's client (UpstreamInit). */
+  connectTimeoutMs?: number;
   /** Gets performance.now() when the backend's response headers arrive (the access log's upstreamMs). */
   timing?: { upstreamAt: number };
 }
@@ -212,12 +215,13 @@ export async function forward(opts: ForwardOptions): Promise<Response> {
         })
       : undefined;
 
-  const init: RequestInit & { duplex?: "half" } = {
+  const init: UpstreamInit & { duplex?: "half" } = {
     method,
     headers,
     redirect: "manual",
     signal: controller.signal,
   };
+  if (opts.connectTimeoutMs !== undefined) init.connectTimeoutMs = opts.connectTimeoutMs;
   if (body !== null) {
     init.body = body;
     // Required by the Fetch standard for a streamed request body.

@@ -25,6 +25,8 @@ export interface FailoverRoute {
   readonly pickTarget: (ctx?: PickContext | null, tried?: ReadonlySet<ForwardTarget> | null) => ForwardTarget;
   /** null: no retry (the fast path). */
   readonly retry: RetryPolicy | null;
+  /** backend.client.connectionTimeout (enforced where the runtime's client can: UpstreamInit). */
+  readonly connectTimeoutMs?: number;
 }
 
 const MSG_NO_TARGET = "Something went wrong, no backend target of this service is healthy, you should try later. Thanks for your understanding";
@@ -160,7 +162,8 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
 /** forward() to `first` (route.pickTarget(ctx)), then retries on the route's other targets; breaker bookkeeping. */
 export async function forwardWithFailover(route: FailoverRoute, ctx: PickContext, first: ForwardTarget, opts: Omit<ForwardOptions, "target">): Promise<Response> {
   const policy = route.retry;
-  if (policy === null) return attempt({ ...opts, target: first });
+  const connectTimeoutMs = route.connectTimeoutMs;
+  if (policy === null) return attempt({ ...opts, target: first, connectTimeoutMs });
 
   const hasBody = opts.body !== null && opts.method !== "GET" && opts.method !== "HEAD";
   const replay = hasBody ? new ReplayableBody(opts.body!) : null;
@@ -170,7 +173,7 @@ export async function forwardWithFailover(route: FailoverRoute, ctx: PickContext
   for (let k = 0; ; k++) {
     tried.add(target);
     try {
-      return await attempt({ ...opts, target, body: replay ? replay.stream() : opts.body });
+      return await attempt({ ...opts, target, body: replay ? replay.stream() : opts.body, connectTimeoutMs });
     } catch (e) {
       const unsent = notSent(e);
       const again = k < policy.retries && (unsent ? replay === null || replay.replayable : resendable && backendFailed(e)) && !opts.signal?.aborted;
@@ -195,7 +198,7 @@ export async function forwardWithFailover(route: FailoverRoute, ctx: PickContext
 export interface FailoverConfig {
   loadBalancing: { type: BalancingType; headerName?: string; cookieName?: string };
   healthCheck: HealthCheckSettings;
-  client: RetryPolicy & { maxErrors: number; sampleInterval: number };
+  client: RetryPolicy & { maxErrors: number; sampleInterval: number; connectionTimeout: number };
 }
 
 /**
@@ -236,5 +239,6 @@ export function compileFailover(routeId: string, cfg: FailoverConfig, targets: r
       return t;
     },
     retry: retries === 0 ? null : { retries, retryInitialDelay, backoffFactor },
+    connectTimeoutMs: cfg.client.connectionTimeout,
   };
 }

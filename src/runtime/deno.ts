@@ -6,7 +6,7 @@ import { Readable } from "node:stream";
 import { RequestBodyError } from "../errors.ts";
 import { log } from "../log.ts";
 import { ConnectionDeadlines, certPicker, internalError, limitBody, normaliseAddress } from "./listener.ts";
-import type { Handler, Runtime, ServeOptions, ServerHandle, Signal, TlsCert, UpstreamFetch, UpstreamTls } from "./types.ts";
+import type { Handler, Runtime, ServeOptions, ServerHandle, Signal, TlsCert, UpstreamFetch, UpstreamInit, UpstreamTls } from "./types.ts";
 
 type ServeOnConnection = (
   conn: Deno.Conn,
@@ -219,6 +219,16 @@ function nodeFetch(url: string, init: RequestInit, secureAgent: https.Agent): Pr
       }
     };
     const req = isHttps ? https.request(target, options, onResponse) : http.request(target, options, onResponse);
+    const connectMs = (init as UpstreamInit).connectTimeoutMs;
+    if (connectMs !== undefined && connectMs > 0) {
+      // Only a new connection has a connect phase; a pooled one is already open.
+      req.once("socket", (socket) => {
+        if (!socket.connecting) return;
+        const t = setTimeout(() => req.destroy(Object.assign(new Error("connecting to the backend timed out"), { code: "ConnectTimeout" })), connectMs);
+        socket.once("connect", () => clearTimeout(t));
+        socket.once("close", () => clearTimeout(t));
+      });
+    }
     // Like fetch, an aborted call rejects with the signal's reason (e.g. a TimeoutError).
     req.on("error", (err) => reject(signal?.aborted ? signal.reason : err));
     writeBody(req, init.body);

@@ -64,7 +64,16 @@ export interface UpstreamTls {
  * (the caller passes the client's own Accept-Encoding), stream request and response bodies,
  * honour a Host header set by the caller, and honour `signal`.
  */
-export type UpstreamFetch = (url: string, init: RequestInit) => Promise<Response>;
+export type UpstreamFetch = (url: string, init: UpstreamInit) => Promise<Response>;
+
+/**
+ * RequestInit plus what the gateway asks of the connection: `connectTimeoutMs` bounds opening a
+ * new connection (then reject with an error whose code is "ConnectTimeout": nothing was sent).
+ * A client without a connect phase of its own to time (Bun's fetch) ignores it.
+ */
+export interface UpstreamInit extends RequestInit {
+  connectTimeoutMs?: number;
+}
 
 /** SIGUSR1: reopen the access log file (logrotate). */
 export type Signal = "SIGHUP" | "SIGINT" | "SIGTERM" | "SIGUSR1";
