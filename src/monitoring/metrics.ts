@@ -131,7 +131,7 @@ export function renderMetrics(store: ConfigStore): string {
     o.sample("otoroshi_request_duration_seconds_sum", [["route", r.route]], r.sum);
     o.sample("otoroshi_request_duration_seconds_count", [["route", r.route]], r.count);
   }
-  o.family("otoroshi_upstream_errors_total", "counter", "Backend calls that failed, by route and kind (refused, timeout, error, busy, no_target).");
+  o.family("otoroshi_upstream_errors_total", "counter", "Backend calls that failed, by route and kind (refused, timeout, error, busy, no_target, no_healthy_target).");
   for (const r of all) for (const [kind, n] of r.upstreamErrors) o.sample("otoroshi_upstream_errors_total", [["route", r.route], ["kind", kind]], n);
   o.family("otoroshi_inflight_requests", "gauge", "Requests being answered now.");
   o.sample("otoroshi_inflight_requests", [], inflight);

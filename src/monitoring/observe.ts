@@ -52,7 +52,7 @@ const AUTH: Record<string, string> = {
   ERR_FORBIDDEN: "read_only",
   ERR_TOO_MANY_FAILURES: "locked_out",
 };
-const UPSTREAM: Record<string, string> = { ERR_UPSTREAM_REFUSED: "refused", ERR_UPSTREAM_TIMEOUT: "timeout", ERR_UPSTREAM_ERROR: "error", ERR_UPSTREAM_BUSY: "busy", ERR_NO_TARGET: "no_target" };
+const UPSTREAM: Record<string, string> = { ERR_UPSTREAM_REFUSED: "refused", ERR_UPSTREAM_TIMEOUT: "timeout", ERR_UPSTREAM_ERROR: "error", ERR_UPSTREAM_BUSY: "busy", ERR_NO_TARGET: "no_target", ERR_NO_HEALTHY_TARGET: "no_healthy_target" };
 const QUOTA: Record<string, string> = { ERR_QUOTA_EXCEEDED: "quota", ERR_TOO_MANY_FAILURES: "failed_auth" };
 
 function declaredIn(req: Request): number {

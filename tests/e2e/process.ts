@@ -10,7 +10,7 @@ export const ROOT = resolve(import.meta.dir, "../..");
 export const RUNTIME = (process.env.OTOROSHI_E2E_RUNTIME ?? "binary") as "binary" | "deno" | "bun";
 export const BINARY = join(ROOT, "dist/otoroshi-lite");
 
-/** With OTOROSHI_LOG_DIR set, every stderr line of a gateway process is kept for scripts/scan-logs.ts. */
+/** With OTOROSHI_LOG_DIR set, every stderr and stdout (access log) line of a gateway process is kept for scripts/scan-logs.ts. */
 function keepStderr(pid: number, lines: string): void {
   const dir = process.env.OTOROSHI_LOG_DIR;
   if (dir && lines) appendFileSync(join(dir, `process-${pid}.log`), lines.endsWith("\n") ? lines : lines + "\n");
@@ -44,6 +44,8 @@ export interface GatewayProcess {
   url: string;
   logs: LogLine[];
   rawStderr: string[];
+  /** The access log lines the process wrote on stdout (server.accessLog without a file). */
+  access: Record<string, unknown>[];
   /** Waits (bounded) until a log line satisfies pred. */
   waitForLog(pred: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   stop(): Promise<number>;
@@ -68,9 +70,28 @@ export async function startGateway(yaml: string, opts: { files?: Record<string, 
     cwd: dir,
     env: { ...process.env, OTOROSHI_LOG_LEVEL: "debug", ...opts.env },
     stdin: "ignore",
-    stdout: "ignore",
+    stdout: "pipe",
     stderr: "pipe",
   });
+  const access: Record<string, unknown>[] = [];
+  // Read to the end, or the process would block on a full pipe.
+  void (async () => {
+    const decoder = new TextDecoder();
+    let buf = "";
+    for await (const chunk of proc.stdout as unknown as AsyncIterable<Uint8Array>) {
+      buf += decoder.decode(chunk, { stream: true });
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        keepStderr(proc.pid, line);
+        try {
+          access.push(JSON.parse(line) as Record<string, unknown>);
+        } catch {}
+      }
+    }
+    keepStderr(proc.pid, buf);
+  })();
   const logs: LogLine[] = [];
   const rawStderr: string[] = [];
   const waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
@@ -136,6 +157,7 @@ export async function startGateway(yaml: string, opts: { files?: Record<string, 
     url: `http://127.0.0.1:${port}`,
     logs,
     rawStderr,
+    access,
     waitForLog,
     async stop() {
       // The test may have rewritten the config meanwhile: its last version joins the scan too.
