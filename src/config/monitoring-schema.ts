@@ -5,11 +5,14 @@ import { z } from "zod";
  * RFC 6750 §2.1's b64token, so the key can be sent as `Authorization: Bearer <key>` unchanged;
  * at least 16 characters, so it cannot be guessed from the Internet.
  */
+const B64TOKEN = /^[A-Za-z0-9._~+/-]+=*$/;
+// Checked after ${env:…}/${file:…} substitution, as refinements: the JSON Schema (editors) sees
+// the reference as written, which these rules would wrongly refuse.
 const accessKey = z
   .string()
-  .min(16, "must be at least 16 characters (a short key can be guessed); e.g. `openssl rand -base64 32`")
-  .max(1024, "must be at most 1024 characters")
-  .regex(/^[A-Za-z0-9._~+/-]+=*$/, "may contain letters, digits and . _ ~ + / - only (with trailing '='), so it can be sent as a Bearer token");
+  .refine((v) => v.length >= 16, "must be at least 16 characters (a short key can be guessed); e.g. `openssl rand -base64 32`")
+  .refine((v) => v.length <= 1024, "must be at most 1024 characters")
+  .refine((v) => B64TOKEN.test(v), "may contain letters, digits and . _ ~ + / - only (with trailing '='), so it can be sent as a Bearer token");
 
 export const Monitoring = z
   .strictObject({

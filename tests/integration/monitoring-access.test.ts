@@ -173,3 +173,32 @@ server:
     }
   });
 });
+
+describe("server.monitoring.accessKey in the config", () => {
+  test("a short key or one that cannot be a Bearer token is refused at load, at its position, without its value", () => {
+    for (const [key, message] of [
+      ["short-key-123", "at least 16 characters"],
+      ["has spaces in it, quite long", "so it can be sent as a Bearer token"],
+    ] as const) {
+      let problems: string[] = [];
+      try {
+        buildGateway(`server:\n  monitoring:\n    accessKey: "${key}"\n`).close();
+      } catch (e) {
+        problems = (e as { problems: { line: number; path: string; message: string }[] }).problems.map((p) => `${p.line} ${p.path}: ${p.message}`);
+      }
+      expect(problems.length).toBe(1);
+      expect(problems[0]).toStartWith("3 server.monitoring.accessKey: ");
+      expect(problems[0]).toContain(message);
+      expect(problems[0]).not.toContain(key);
+    }
+  });
+  test("the key may come from ${file:…}, checked after substitution", async () => {
+    const key = "file-key-abcdefghijklmnop";
+    const g2 = buildGateway(`server:\n  monitoring: { accessKey: "\${file:mon.key}" }\n`, { files: { "mon.key": key + "\n" } });
+    try {
+      expect((await g2.call(`http://any.test${PATHS[0]}`, { headers: { authorization: `Bearer ${key}` } }, FOREIGN)).status).toBe(200);
+    } finally {
+      g2.close();
+    }
+  });
+});
