@@ -21,6 +21,7 @@ export type ErrorCode =
   | "ERR_NO_TARGET"
   | "ERR_NO_HEALTHY_TARGET"
   | "ERR_FORBIDDEN"
+  | "ERR_WEBSOCKET_UNSUPPORTED"
   | "ERR_INTERNAL";
 
 export class GatewayError extends Error {

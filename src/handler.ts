@@ -4,9 +4,11 @@ import { log } from "./log.ts";
 import type { AddressMatcher } from "./net/cidr.ts";
 import type { Access, AccessStage, RouteInfo } from "./plugins/types.ts";
 import { withoutCookies } from "./plugins/credentials.ts";
-import type { ForwardTarget } from "./proxy/forward.ts";
+import { removeQueryParams, type ForwardTarget } from "./proxy/forward.ts";
+import { timedBody } from "./proxy/stream.ts";
 import type { PickContext } from "./proxy/balance.ts";
 import { forwardWithFailover, type RetryPolicy } from "./proxy/retry.ts";
+import { proxyWebSocket, wantsWebSocket } from "./proxy/websocket.ts";
 import { backendRequestHeaders, declaredLength } from "./proxy/headers.ts";
 import { joinPath, stripPrefix } from "./proxy/url.ts";
 import { createContext, type RequestContext } from "./request.ts";
@@ -30,6 +32,10 @@ export interface CompiledRoute extends RouteInfo {
   readonly maxBodySize: number;
   /** This route's counters (src/monitoring/metrics.ts), made at compile time. */
   readonly metrics?: RouteMetrics;
+  /** backend.client.idleTimeout: a WebSocket pair or a response body silent this long is cut. */
+  readonly idleTimeoutMs: number;
+  /** backend.client.callAndStreamTimeout: a whole call, body included (0: none). */
+  readonly streamTimeoutMs: number;
 }
 
 export interface Sink {
@@ -48,6 +54,7 @@ export interface HandlerParts {
 
 const NO_BODY = new Set(["GET", "HEAD"]);
 async function proxyRoute(ctx: RequestContext, route: CompiledRoute, prefix: string, asserted: ReadonlySet<string>, declared: number | null, rec: RequestRecord | undefined): Promise<Response> {
+  const startedAt = performance.now();
   const access: Access = { apikey: null, wipeHeaders: null, wipeQuery: null, wipeCookies: null, setHeaders: [], responseHeaders: [] };
   try {
     for (const stage of route.stages) {
@@ -85,6 +92,23 @@ async function proxyRoute(ctx: RequestContext, route: CompiledRoute, prefix: str
       if (kept === null) headers.delete("cookie");
       else headers.set("cookie", kept);
     }
+  }
+  if (wantsWebSocket(ctx.req)) {
+    // Deno 2.9's per-connection HTTP engine (the Deno adapter's) closes an upgraded connection
+    // as soon as its 101 is sent: say so rather than proxy the handshake as a plain GET.
+    if (ctx.info.upgrade === undefined) throw new GatewayError(501, "ERR_WEBSOCKET_UNSUPPORTED", "WebSocket is not supported by this runtime's listener (run the Bun binary)");
+    const search = access.wipeQuery ? removeQueryParams(ctx.search, access.wipeQuery) : ctx.search;
+    return proxyWebSocket(ctx.req, {
+      target,
+      pathAndQuery: joinPath(route.root, rest) + search,
+      headers,
+      hostHeader: route.preserveHost ? ctx.rawHost : target.hostHeader,
+      timeoutMs: route.timeoutMs,
+      idleTimeoutMs: route.idleTimeoutMs,
+      responseHeaders: access.responseHeaders,
+      signal: ctx.req.signal,
+      upgrade: ctx.info.upgrade,
+    });
   }
   let body: ReadableStream<Uint8Array> | null = NO_BODY.has(ctx.method) ? null : ctx.req.body;
   let tooLarge = false;
@@ -126,7 +150,7 @@ async function proxyRoute(ctx: RequestContext, route: CompiledRoute, prefix: str
   });
   for (const [k, v] of access.responseHeaders) res.headers.set(k, v);
   if (rec !== undefined) rec.streamed = true;
-  return res;
+  return route.idleTimeoutMs > 0 || route.streamTimeoutMs > 0 ? timedBody(res, route.idleTimeoutMs, route.streamTimeoutMs, startedAt) : res;
 }
 
 function payloadTooLarge(limit: number): GatewayError {

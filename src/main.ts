@@ -21,6 +21,7 @@ import { configureAccessLog, flushAccessLog, reopenAccessLog } from "./monitorin
 import { Lifecycle } from "./monitoring/health.ts";
 import { hashSecret } from "./plugins/secrets.ts";
 import { processHealth } from "./proxy/health.ts";
+import { closeAllWebSockets } from "./proxy/websocket.ts";
 import { versionLine } from "./version.ts";
 import type { Runtime, ServerHandle } from "./runtime/types.ts";
 import { createAcme, startHttps, type HttpsService } from "./tls/https.ts";
@@ -162,6 +163,9 @@ async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
       closing = true;
       clearTimeout(delayTimer);
       log("info", "server.closing", {});
+      // After the shutdownDelay drain, open WebSockets (which would hold a graceful stop for
+      // ever) get a 1001 "going away" (RFC 6455 §7.4.1) while HTTP calls in flight finish.
+      closeAllWebSockets();
       // In-flight requests finish; a stuck one does not hold the process forever.
       const grace = new Promise<void>((r) => setTimeout(r, 10_000).unref?.());
       void Promise.race([Promise.all(listeners.map((l) => l.stop(false))), grace]).then(() => done());

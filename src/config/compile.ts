@@ -195,7 +195,7 @@ export function compileSnapshot(parsed: ParsedConfig, file: string, generation: 
         const key = JSON.stringify([r.id, origin, tls ?? null]);
         limiterKeys.add(key);
         const limiter = limiters.get(key, r.backend.client.maxConnections, r.backend.client.queueSize);
-        return { ...addr, weight: t.weight, fetch: fetchFor(tls), origin, hostHeader: hostHeader(addr), limiter, backup: t.backup };
+        return { ...addr, weight: t.weight, fetch: fetchFor(tls), origin, hostHeader: hostHeader(addr), limiter, backup: t.backup, ...(tls ? { upstreamTls: tls } : {}) };
       });
       const stages: AccessStage[] = r.plugins
         .filter((p) => p.enabled)
@@ -209,6 +209,8 @@ export function compileSnapshot(parsed: ParsedConfig, file: string, generation: 
         root: r.backend.root,
         timeoutMs: r.backend.timeout,
         preserveHost: r.backend.preserveHost,
+        idleTimeoutMs: r.backend.client.idleTimeout,
+        streamTimeoutMs: r.backend.client.callAndStreamTimeout ?? 0,
         metrics: metrics.route(r.id),
         maxBodySize: Math.min(r.frontend.maxBodySize ?? config.server.maxRequestBodySize, config.server.maxRequestBodySize),
       };

@@ -170,6 +170,12 @@ export const Route = z.strictObject({
           .default(256)
           .describe("Calls per target that may wait for a free connection, each at most `timeout` ms (then 503). Beyond: 503 ERR_UPSTREAM_BUSY at once, with Retry-After"),
         ...FailoverClientFields,
+        idleTimeout: quantity(MILLISECONDS, 1, 86_400_000)
+          .default(60_000)
+          .describe("Milliseconds a WebSocket pair may stay silent (then both sides close with 1001), and a response body may wait for its next chunk (then the body is cut)"),
+        callAndStreamTimeout: quantity(MILLISECONDS, 1, 86_400_000)
+          .optional()
+          .describe("Milliseconds for a whole call, response body included (then the body is cut). Default: none (Otoroshi: 120000)"),
       })
       .prefault({})
       .describe("How the gateway calls this route's targets (as Otoroshi's backend.client)"),

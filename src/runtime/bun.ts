@@ -3,7 +3,8 @@
 import { createServer, type AddressInfo } from "node:net";
 import { GatewayError, errorResponse } from "../errors.ts";
 import { log } from "../log.ts";
-import type { Runtime, ServeOptions, ServerHandle, Signal, TlsCert, UpstreamFetch, UpstreamTls } from "./types.ts";
+import { bunWebSocket, upgradeVia, UPGRADED } from "./bun-ws.ts";
+import type { ConnInfo, Runtime, ServeOptions, ServerHandle, Signal, TlsCert, UpstreamFetch, UpstreamTls } from "./types.ts";
 
 // Bun's socket timer counts idle seconds in a byte: larger values are refused.
 const MAX_IDLE_TIMEOUT = 255;
@@ -90,10 +91,17 @@ async function serve(options: ServeOptions): Promise<ServerHandle> {
         ? { idleTimeout: Math.max(0, Math.min(MAX_IDLE_TIMEOUT, Math.floor(options.idleTimeoutSeconds))) }
         : {}),
       ...(options.maxRequestBodySize !== undefined ? { maxRequestBodySize: options.maxRequestBodySize } : {}),
+      websocket: bunWebSocket,
       fetch(req, srv) {
         // null when the peer is already gone; the handler still runs, with no address to report.
         const ip = srv.requestIP(req);
-        const res = handler(req, { remoteAddress: ip ? normaliseAddress(ip.address) : "", secure });
+        const info: ConnInfo = { remoteAddress: ip ? normaliseAddress(ip.address) : "", secure };
+        if (req.headers.has("upgrade")) {
+          info.upgrade = upgradeVia(srv, req);
+          // Bun wants nothing back from fetch once it has upgraded the request.
+          return Promise.resolve(handler(req, info)).then((r) => (r === UPGRADED ? undefined : r)) as Promise<Response>;
+        }
+        const res = handler(req, info);
         const connection = req.headers.get("connection");
         return connection !== null && CLOSE.test(connection) ? Promise.resolve(res).then(sayClose) : res;
       },
