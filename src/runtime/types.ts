@@ -13,6 +13,37 @@ export interface ConnInfo {
    * over Host (RFC 9112 §3.2.2). Absent for origin-form, or when the runtime hides it.
    */
   authority?: string;
+  /**
+   * Present when the request asks for a WebSocket (RFC 6455 §4.2.1) and the listener can take
+   * it over. Called at most once, before the handler answers: the handler then returns what it
+   * returns. `headers` go on the 101 (Sec-WebSocket-Protocol among them).
+   */
+  upgrade?: (headers: Headers, events: SocketEvents) => Response;
+}
+
+/** The client's side of an upgraded WebSocket, as the adapter exposes it. */
+export interface ClientSocket {
+  send(data: string | Uint8Array): void;
+  /** A ping to the client (no-op where the runtime cannot send one: Deno). */
+  ping(data: Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  /** Bytes queued for the client, not yet written to its connection. */
+  readonly bufferedAmount: number;
+  /** Calls `then` once the queue is at or below `bytes` (Bun: its drain event; Deno: polled). */
+  whenBelow(bytes: number, then: () => void): void;
+  /** Stops reading the client (TCP backpressure) and starts again; false where the runtime cannot. */
+  pause(): boolean;
+  resume(): void;
+}
+
+/** What the adapter tells the core about an upgraded client socket. */
+export interface SocketEvents {
+  open(socket: ClientSocket): void;
+  message(data: string | Uint8Array): void;
+  /** A ping or pong from the client (the listener answers pings itself). */
+  control(kind: "ping" | "pong", data: Uint8Array): void;
+  /** Once; 1005 when the close frame had no code, 1006 when the connection just broke. */
+  close(code: number, reason: string): void;
 }
 
 export type Handler = (req: Request, info: ConnInfo) => Response | Promise<Response>;
