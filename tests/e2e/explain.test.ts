@@ -231,6 +231,14 @@ describe("explain: API keys (the configs of apikeys.test.ts)", () => {
       expect(kept.headers!.authorization).toBe("Basic ****");
       expect(kept.stdout).not.toContain(Buffer.from(`app1:${SECRET}`).toString("base64"));
 
+      // Credentials in the query: wiped from the backend URL when the plugin wipes, masked when not.
+      const b64 = Buffer.from(`app1:${SECRET}`).toString("base64");
+      const inQuery = await explainJson(apikeys, "GET", `http://api.test/q?a=1&basic_auth=${encodeURIComponent(b64)}&z=2`);
+      expect([inQuery.clientId, inQuery.target]).toEqual(["app1", `http://backend.invalid:${closed}/q?a=1&z=2`]);
+      const keptQuery = await explainJson(apikeys, "GET", `http://keep.test/q?basic_auth=${encodeURIComponent(b64)}&z=2`);
+      expect([keptQuery.clientId, keptQuery.target]).toEqual(["app1", `http://backend.invalid:${closed}/q?basic_auth=****&z=2`]);
+      for (const out of [inQuery.stdout, keptQuery.stdout]) expect(out).not.toContain(encodeURIComponent(b64));
+
       const anonymous = await explainJson(apikeys, "GET", "http://optional.test/");
       expect(anonymous).toMatchObject({ route: "optional", status: null, clientId: null, decisions: [{ plugin: "Apikeys", decision: "pass" }] });
     },
