@@ -7,7 +7,7 @@
 import { deadline } from "./deadlines.ts";
 import { GatewayError, RequestBodyError } from "../errors.ts";
 import { clientGone, releasing, type TargetLimiter } from "./limiter.ts";
-import type { UpstreamFetch } from "../runtime/types.ts";
+import type { UpstreamFetch, UpstreamTls } from "../runtime/types.ts";
 import { clientResponseHeaders, stripResponseHeadersInPlace } from "./headers.ts";
 import type { TargetState } from "./health.ts";
 import type { UpstreamInit } from "../runtime/types.ts";
@@ -24,6 +24,8 @@ export interface ForwardTarget {
   hostHeader: string;
   /** Calls-in-flight limit of this target (compile.ts sets one on every route); absent: none. */
   limiter?: TargetLimiter;
+  /** The target's tlsConfig (WebSocket calls open their own connection with it). */
+  upstreamTls?: UpstreamTls;
   /** Only called when every other target is unhealthy or failed (backend.targets[].backup). */
   backup?: boolean;
   /** Health and breaker state, kept across reloads (proxy/health.ts); absent: always healthy. */
@@ -79,7 +81,7 @@ function isRefused(err: unknown): boolean {
   return false;
 }
 
-function upstreamError(err: unknown, timedOut: boolean): GatewayError {
+export function upstreamError(err: unknown, timedOut: boolean): GatewayError {
   if (timedOut) return new GatewayError(504, "ERR_UPSTREAM_TIMEOUT", MSG_TIMEOUT, {}, { cause: err });
   if (isRefused(err)) return new GatewayError(502, "ERR_UPSTREAM_REFUSED", MSG_REFUSED, {}, { cause: err });
   // TLS failures, DNS failures, resets: all "try later" for the client; the cause tells the logs which.
@@ -106,7 +108,7 @@ function uploadFailure(err: unknown): RequestBodyError | null {
  * nginx records it), the client's upload (broke off or malformed: 400; or the refusal that cut
  * it, e.g. a 413), or else the backend.
  */
-function callFailed(err: unknown, timedOut: boolean, client: AbortSignal | undefined): GatewayError {
+export function callFailed(err: unknown, timedOut: boolean, client: AbortSignal | undefined): GatewayError {
   if (client?.aborted) return clientGone(client.reason ?? err);
   const upload = uploadFailure(err);
   if (upload !== null) return upload.cause instanceof GatewayError ? upload.cause : badUpload(upload.cause);
