@@ -25,8 +25,10 @@ function open(path: string): number {
 /** From server.accessLog. Throws (an errno message) when the file cannot be opened. */
 export function configureAccessLog(cfg: { enabled: boolean; file?: string }): void {
   flushAccessLog();
+  // Opened before the old one is closed: a file that cannot be opened leaves things as they were.
+  const next: Target | null = !cfg.enabled ? null : cfg.file ? { kind: "file", path: cfg.file, fd: open(cfg.file) } : { kind: "stdout" };
   if (target?.kind === "file") closeSync(target.fd);
-  target = !cfg.enabled ? null : cfg.file ? { kind: "file", path: cfg.file, fd: open(cfg.file) } : { kind: "stdout" };
+  target = next;
 }
 
 /** Tests: every line to fn, synchronously; null turns the access log off. Returns the sink it

@@ -12,18 +12,16 @@ const ZERO_TRACE = "00000000000000000000000000000000";
 const ZERO_SPAN = "0000000000000000";
 
 // Random ids from a refilled pool: one system call per 256 span ids, not one per request.
-const pool = new Uint8Array(4096);
+const pool = Buffer.alloc(4096);
 let used = pool.length;
 function randomHex(bytes: number): string {
   if (used + bytes > pool.length) {
     randomFillSync(pool);
     used = 0;
   }
-  let s = "";
-  for (let i = 0; i < bytes; i++) s += HEX[pool[used++]!];
-  return s;
+  used += bytes;
+  return pool.toString("hex", used - bytes, used);
 }
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
 function nonZeroHex(bytes: number, zero: string): string {
   for (;;) {
