@@ -168,13 +168,15 @@ export async function forwardWithFailover(route: FailoverRoute, ctx: PickContext
   const hasBody = opts.body !== null && opts.method !== "GET" && opts.method !== "HEAD";
   const replay = hasBody ? new ReplayableBody(opts.body!) : null;
   const resendable = !hasBody && IDEMPOTENT.has(opts.method);
-  const tried = new Set<ForwardTarget>();
+  // Made on the first failure: a call that succeeds at once allocates nothing more.
+  let tried: Set<ForwardTarget> | null = null;
   let target = first;
   for (let k = 0; ; k++) {
-    tried.add(target);
+    tried?.add(target);
     try {
       return await attempt({ ...opts, target, body: replay ? replay.stream() : opts.body, connectTimeoutMs });
     } catch (e) {
+      tried ??= new Set([target]);
       const unsent = notSent(e);
       const again = k < policy.retries && (unsent ? replay === null || replay.replayable : resendable && backendFailed(e)) && !opts.signal?.aborted;
       let next: ForwardTarget | null = null;
