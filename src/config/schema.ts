@@ -146,7 +146,7 @@ export const Route = z.strictObject({
     domains: z
       .array(domain)
       .min(1, "a route needs at least one domain")
-      .describe('"host" or "host/path" as in Otoroshi; "*.example.com" matches any subdomain. Hosts match case-insensitively, whatever the port; paths match whole segments'),
+      .describe('"host" or "host/path" as in Otoroshi; "*.example.com" matches any subdomain; "*" matches any host, after every more specific domain. Hosts match case-insensitively, whatever the port; paths match whole segments'),
     methods: z.array(method).optional().describe("Allowed methods; empty or absent: any."),
     stripPath: z.boolean().default(true).describe("Remove the matched path prefix before calling the backend."),
     maxBodySize: quantity(BYTES, 0).optional().describe("Largest request body on this route, bytes (413 beyond). Default: server.maxRequestBodySize"),

@@ -5,7 +5,8 @@
 import { canonicalPath, isPathProblem } from "./path.ts";
 
 export interface DomainSpec {
-  /** Lower-cased host without the wildcard label, e.g. "example.com" for "*.example.com". */
+  /** Lower-cased host without the wildcard label, e.g. "example.com" for "*.example.com";
+   * "" for the catch-all "*" (any host, tried after every other domain). */
   host: string;
   wildcard: boolean;
   /** Normalised path prefix: "/" or "/a/b" (no trailing slash). */
@@ -23,13 +24,18 @@ export function parseDomain(text: string): { ok: true; spec: DomainSpec } | { ok
   if (host.includes(":")) return { ok: false, message: "a domain must not contain a port; hosts match whatever the port" };
   if (path.includes("?") || path.includes("#")) return { ok: false, message: "the path of a domain may not contain '?' or '#'" };
   let wildcard = false;
+  if (host === "*") {
+    const prefix = normalisePrefix(path);
+    if (typeof prefix !== "string") return { ok: false, message: prefix.message };
+    return { ok: true, spec: { host: "", wildcard: true, path: prefix } };
+  }
   if (host.startsWith("*.")) {
     wildcard = true;
     host = host.slice(2);
   }
   if (host.endsWith(".")) host = host.slice(0, -1);
   const labels = host.split(".");
-  if (!host || !labels.every((l) => LABEL.test(l))) return { ok: false, message: 'a domain must be a valid host name (use "*.example.com" for a wildcard)' };
+  if (!host || !labels.every((l) => LABEL.test(l))) return { ok: false, message: 'a domain must be a valid host name (use "*.example.com" for a wildcard, "*" for any host)' };
   const prefix = normalisePrefix(path);
   if (typeof prefix !== "string") return { ok: false, message: prefix.message };
   return { ok: true, spec: { host, wildcard, path: prefix } };
@@ -48,5 +54,6 @@ export function normalisePrefix(path: string): string | { message: string } {
 }
 
 export function domainKey(spec: DomainSpec): string {
-  return `${spec.wildcard ? "*." : ""}${spec.host}${spec.path === "/" ? "" : spec.path}`;
+  const host = spec.host === "" ? "*" : `${spec.wildcard ? "*." : ""}${spec.host}`;
+  return `${host}${spec.path === "/" ? "" : spec.path}`;
 }

@@ -1,5 +1,6 @@
 // Host + path routing compiled once per snapshot. Exact hosts first, then wildcards (most
-// specific suffix first); within a host, the longest path prefix on whole segments wins
+// specific suffix first), then the catch-all "*" (any host); within a host, the longest path
+// prefix on whole segments wins
 // (`/api` matches `/api` and `/api/x`, never `/apix` — Otoroshi W29).
 import { parseDomain } from "./domain.ts";
 import { lenientReading } from "./path.ts";
@@ -31,6 +32,7 @@ function pathMatches(path: string, prefix: string): boolean {
 export class Router<R> {
   private readonly exact = new Map<string, HostTable<R>>();
   private readonly wildcards: { suffix: string; table: HostTable<R> }[] = [];
+  private readonly any: HostTable<R> = { entries: [] };
 
   constructor(inputs: readonly RouterInput<R>[]) {
     const wild = new Map<string, HostTable<R>>();
@@ -41,13 +43,14 @@ export class Router<R> {
         if (!parsed.ok) continue; // reported at validation time
         const { host, wildcard, path } = parsed.spec;
         const map = wildcard ? wild : this.exact;
-        let table = map.get(host);
+        let table = host === "" ? this.any : map.get(host);
         if (!table) map.set(host, (table = { entries: [] }));
         table.entries.push({ route: input.route, prefix: path, methods });
       }
     }
     const byLength = (a: RouteEntry<R>, b: RouteEntry<R>) => b.prefix.length - a.prefix.length;
     for (const t of this.exact.values()) t.entries.sort(byLength);
+    this.any.entries.sort(byLength);
     for (const [suffix, table] of wild) {
       table.entries.sort(byLength);
       this.wildcards.push({ suffix: "." + suffix, table });
@@ -76,6 +79,8 @@ export class Router<R> {
         if (m) return m;
       }
     }
+    const any = tryTable(this.any);
+    if (any) return any;
     if (allow) return { kind: "method", allow: [...(allow as Set<string>)].sort() };
     return null;
   }

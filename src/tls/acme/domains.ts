@@ -25,7 +25,8 @@ export function acmeDomains(config: Config, manualNames: readonly string[]): { d
       if (!r.enabled) continue;
       for (const d of r.frontend.domains) {
         const p = parseDomain(d);
-        if (!p.ok) continue;
+        // The catch-all "*" names no host to ask a certificate for.
+        if (!p.ok || p.spec.host === "") continue;
         if (p.spec.wildcard) wanted.set(`*.${p.spec.host}`, "wildcard names need the DNS-01 challenge; serve them with a keyPairs certificate");
         else if (!wanted.has(p.spec.host)) wanted.set(p.spec.host, acmeDomainProblem(p.spec.host));
       }
