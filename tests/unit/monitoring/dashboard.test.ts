@@ -14,7 +14,7 @@ const NAME = /\b(?:otoroshi|process)_[a-z_]+\b/g;
 
 function exported(): Set<string> {
   const yaml = "server: { monitoring: { perClientMetrics: true } }\nroutes:\n  - id: d\n    frontend: { domains: [d.test] }\n    backend: { targets: [{ hostname: 127.0.0.1, port: 9 }] }\n";
-  const snap = compileSnapshot(parseConfig(yaml, "d.yaml", {}), "d.yaml", 1, { upstreamFetch: () => fetch, clock: Date.now, dryRun: true });
+  const snap = compileSnapshot(parseConfig(yaml, "d.yaml", { env: {} }), "d.yaml", 1, { upstreamFetch: () => fetch, clock: Date.now, dryRun: true });
   metrics.route("d").observe("GET", 200, 0.01);
   const m = parseExposition(renderMetrics(new ConfigStore(snap)));
   const names = new Set(m.type.keys());
