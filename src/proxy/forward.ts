@@ -55,8 +55,9 @@ export interface ForwardOptions {
   signal?: AbortSignal;
   /** backend.client.connectionTimeout, passed to the runtime's client (UpstreamInit). */
   connectTimeoutMs?: number;
-  /** Gets performance.now() when the backend's response headers arrive (the access log's upstreamMs). */
-  timing?: { upstreamAt: number };
+  /** For the access log: the target called ("host:port"; with failover, the last one tried) and
+   * performance.now() when its response headers arrived (upstreamMs). */
+  timing?: { upstreamAt: number; target: string | null };
 }
 
 const MSG_REFUSED =
@@ -231,6 +232,7 @@ export async function forward(opts: ForwardOptions): Promise<Response> {
   }
 
   let upstream: Response;
+  if (opts.timing !== undefined) opts.timing.target = `${target.hostname}:${target.port}`;
   try {
     upstream = await target.fetch(url, init);
     if (opts.timing !== undefined) opts.timing.upstreamAt = performance.now();

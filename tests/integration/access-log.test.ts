@@ -2,6 +2,7 @@
 // backend: one line per request (refused ones and the OAuth endpoints too) with exactly the
 // documented fields, written when the response has ended; what the backend receives.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createServer } from "node:net";
 import { setAccessLogSink } from "../../src/monitoring/access-log.ts";
 import { startEchoBackend, type EchoBackend, type EchoBody } from "../helpers/echo-backend.ts";
 import { basic, buildGateway, type TestGateway } from "../helpers/gateway.ts";
@@ -11,12 +12,18 @@ const SECRET = "al-secret-value-42";
 const QUERY_VALUE = "query-value-do-not-log";
 
 let be: EchoBackend;
+let closedPort = 0;
 let g: TestGateway;
 const lines: Record<string, unknown>[] = [];
 let previous: ((line: string) => void) | null = null;
 
 beforeAll(async () => {
   be = await startEchoBackend();
+  // A port nothing listens on: taken, then freed.
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  closedPort = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
   previous = setAccessLogSink((line) => {
     lines.push(JSON.parse(line) as Record<string, unknown>);
     previous?.(line);
@@ -32,6 +39,11 @@ routes:
     frontend: { domains: [keyed.test] }
     backend: { targets: [{ hostname: 127.0.0.1, port: ${be.port} }] }
     plugins: [{ plugin: Apikeys }]
+  - id: al-failover
+    frontend: { domains: [failover.test] }
+    backend:
+      targets: [{ hostname: 127.0.0.1, port: ${closedPort} }, { hostname: 127.0.0.1, port: ${be.port} }]
+      client: { retries: 1 }
 apikeys:
   - { clientId: al-app, clientSecret: ${SECRET} }
 `);
@@ -117,6 +129,15 @@ describe("access log", () => {
     const l = lineOf(res);
     expect(l.status).toBe(499);
     expect(l.bytesOut as number).toBeLessThan(5_000_000);
+  });
+
+  test("after a failover, target names the target that answered", async () => {
+    for (let i = 0; i < 2; i++) {
+      const res = await g.call("http://failover.test/f");
+      await res.arrayBuffer();
+      expect(res.status).toBe(200);
+      expect(lineOf(res)).toMatchObject({ status: 200, route: "al-failover", target: `127.0.0.1:${be.port}`, error: null });
+    }
   });
 
   test("HEAD and the gateway's own endpoints are logged too", async () => {
