@@ -3,6 +3,7 @@
 // backend, not while a slow client reads) and backend.client.callAndStreamTimeout for the whole
 // call. Chunks are relayed as they arrive (highWaterMark 0: nothing is read ahead or held).
 
+import { GatewayError } from "../errors.ts";
 import { log } from "../log.ts";
 
 /** Bodies this small with a declared length are already read whole by forward(): nothing to time. */
@@ -28,7 +29,10 @@ export function timedBody(res: Response, idleMs: number, totalMs: number, starte
   };
   const cut = (why: "idle" | "total") => {
     stop();
-    const err = new DOMException(why === "idle" ? "backend.client.idleTimeout between chunks" : "backend.client.callAndStreamTimeout", "TimeoutError");
+    const cause = new DOMException(why === "idle" ? "backend.client.idleTimeout between chunks" : "backend.client.callAndStreamTimeout", "TimeoutError");
+    // A GatewayError: the listeners treat it as an answer already given (logged here, once, at
+    // warn), not as a crash of the gateway.
+    const err = new GatewayError(504, "ERR_UPSTREAM_TIMEOUT", "backend stream timed out", {}, { cause });
     log("warn", "request.stream_timeout", { timeout: why === "idle" ? "idleTimeout" : "callAndStreamTimeout" });
     ctl.error(err);
     void reader.cancel(err).catch(() => {});
