@@ -33,7 +33,7 @@ const MSG_NO_TARGET = "Something went wrong, no backend target of this service i
 
 export function noHealthyTarget(): GatewayError {
   // RFC 9110 §15.6.4: the service is unavailable now; Retry-After as for a busy backend.
-  return new GatewayError(503, "ERR_NO_HEALTHY_TARGET", MSG_NO_TARGET, { "retry-after": "1" });
+  return new GatewayError(503, "ERR_NO_HEALTHY_TARGET", MSG_NO_TARGET, { "retry-after": "1" }, { cause: new Error("every target is out (failed health checks or open circuit breaker)") });
 }
 
 // Codes of failures to open a connection, from Bun's fetch and node:http (the Deno adapter):
@@ -187,6 +187,8 @@ export async function forwardWithFailover(route: FailoverRoute, ctx: PickContext
           next = null; // no usable target left: the failure itself is the better answer
         }
       }
+      // A target that timed out is not waited on a second time: a timeout is retried elsewhere only.
+      if (next !== null && tried.has(next) && e instanceof GatewayError && e.code === "ERR_UPSTREAM_TIMEOUT") next = null;
       if (next === null) {
         replay?.dispose(e);
         throw e;

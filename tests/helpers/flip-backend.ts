@@ -2,7 +2,8 @@
 // flipped, that records every call it receives, and a port that refuses connections.
 //
 //   GET /health     answers `health` (200 or what the test set); counted apart
-//   /slow/:ms       waits ms (or until the client leaves), then answers like any other call
+//   /slow/:ms       waits ms (or until the client leaves), then answers like any other call;
+//                   every other call waits `delayMs` (0 by default)
 //   /reset          reads the whole request body, records it, then destroys the connection
 //                   without an answer (a call that failed after it was sent)
 //   anything else   reads the body, records it, answers 200 {name, method, path, body}
@@ -26,12 +27,14 @@ export interface FlipBackend {
   health: number;
   /** Calls being answered now (LeastConnections tests). */
   inFlight: number;
+  /** Every call (but /health) waits this long before its answer. */
+  delayMs: number;
   stop(): Promise<void>;
 }
 
 export async function startFlipBackend(name: string, port = 0): Promise<FlipBackend> {
   const sockets = new Set<Socket>();
-  const b: FlipBackend = { name, port: 0, calls: [], healthChecks: 0, health: 200, inFlight: 0, stop: async () => {} };
+  const b: FlipBackend = { name, port: 0, calls: [], healthChecks: 0, health: 200, inFlight: 0, delayMs: 0, stop: async () => {} };
   const server = createHttpServer((req: IncomingMessage, res: ServerResponse) => {
     const path = req.url ?? "/";
     if (path === "/health") {
@@ -52,8 +55,9 @@ export async function startFlipBackend(name: string, port = 0): Promise<FlipBack
       };
       b.inFlight++;
       const slow = /^\/slow\/(\d+)/.exec(path);
-      if (slow) {
-        const t = setTimeout(answer, Math.min(Number(slow[1]), 10_000));
+      const wait = slow ? Number(slow[1]) : b.delayMs;
+      if (wait > 0) {
+        const t = setTimeout(answer, Math.min(wait, 10_000));
         res.on("close", () => {
           if (!res.writableEnded) {
             clearTimeout(t);

@@ -275,3 +275,37 @@ routes:
     expect((await status(gw)).some((s) => s.target === `127.0.0.1:${a!.port}`)).toBe(false);
   });
 });
+
+describe("timeouts", () => {
+  test("a GET that timed out is retried on another target, never on the one that timed out", async () => {
+    const [slow, fast] = await backends("slow", "fast");
+    const gw = gateway(`
+routes:
+  - id: fo-timeout
+    frontend: { domains: [fo.test], stripPath: false }
+    backend:
+      timeout: 300
+      targets: [${target(slow!.port)}]
+      client: { retries: 3, retryInitialDelay: 0 }
+`);
+    slow!.delayMs = 2000;
+    expect((await gw.call("http://fo.test/once")).status).toBe(504);
+    // The backend records a call when its body has arrived: one call, never a second one.
+    await until(() => slow!.calls.length === 1, "the call reached the backend");
+    await new Promise((r) => setTimeout(r, 200));
+    expect(slow!.calls.map((c) => c.path)).toEqual(["/once"]);
+    await gw.rewrite(`
+routes:
+  - id: fo-timeout
+    frontend: { domains: [fo.test], stripPath: false }
+    backend:
+      timeout: 300
+      targets: [${target(slow!.port)}, ${target(fast!.port)}]
+      client: { retries: 3, retryInitialDelay: 0 }
+`);
+    // Round robin sends the first call to "slow"; the retry goes to "fast".
+    const res = await gw.call("http://fo.test/twice");
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { name: string }).name).toBe("fast");
+  });
+});
