@@ -4,11 +4,13 @@
 // and both must agree with the traffic sent, exactly.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, renameSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { generateKeyPairPem } from "../../src/keys/generate.ts";
 import { startEchoBackend, type EchoBackend, type EchoBody } from "../helpers/echo-backend.ts";
 import { rawExchange } from "../helpers/raw-client.ts";
 import { recordSecret } from "../helpers/secrets.ts";
+import { closed, nextMessage, openWs, startWsBackend } from "../helpers/ws-backend.ts";
 import { parseExposition, promtoolCheck } from "../unit/monitoring/prom.ts";
 import { startGateway, type GatewayProcess } from "./process.ts";
 
@@ -172,6 +174,65 @@ describe("observability on the running gateway", () => {
       expect(echo2.headers.find(([k]) => k === "traceparent")![1]).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
       await until(() => g.access.length >= 2, "2 access lines");
       expect(g.access.map((l) => l.requestId)).toEqual(["client-id-1", id]);
+    },
+    TIMEOUT,
+  );
+
+  test(
+    "a WebSocket upgrade: the 101 carries the request id, the backend gets it and a traceparent, one access line with 101",
+    async () => {
+      const wsb = startWsBackend();
+      try {
+        const g = await startGateway(`
+routes:
+  - id: obs-ws
+    frontend: { domains: [127.0.0.1/ws] }
+    backend: { targets: [{ hostname: 127.0.0.1, port: ${wsb.port} }] }
+`);
+        gateways.push(g);
+        // The 101's own header fields, read from a raw handshake.
+        const head = await new Promise<string>((resolve, reject) => {
+          const sock = connect(g.port, "127.0.0.1", () =>
+            sock.write("GET /ws/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Request-Id: ws-raw-1\r\n\r\n"),
+          );
+          let got = "";
+          const timer = setTimeout(() => (sock.destroy(), reject(new Error("no 101 within 10 s"))), 10_000);
+          sock.on("data", (d) => {
+            got += d.toString("latin1");
+            const end = got.indexOf("\r\n\r\n");
+            if (end >= 0) {
+              clearTimeout(timer);
+              sock.destroy();
+              resolve(got.slice(0, end));
+            }
+          });
+          sock.on("error", reject);
+        });
+        expect(head.toLowerCase()).toContain("\r\nx-request-id: ws-raw-1");
+        if (!head.startsWith("HTTP/1.1 101")) {
+          // A listener that cannot take a WebSocket over (501): the refusal is logged like any other.
+          expect(head).toStartWith("HTTP/1.1 501");
+          await until(() => g.access.length >= 1, "1 access line");
+          expect(g.access[0]).toMatchObject({ status: 501, route: "obs-ws", requestId: "ws-raw-1", error: "ERR_WEBSOCKET_UNSUPPORTED" });
+          return;
+        }
+        const ws = await openWs(`ws://127.0.0.1:${g.port}/ws/echo`);
+        ws.send("seen");
+        const seen = JSON.parse(String(await nextMessage(ws))) as { headers: Record<string, string> };
+        ws.close(1000, "bye");
+        await closed(ws);
+        expect(seen.headers["x-request-id"]).toMatch(/^[A-Za-z0-9._:-]{1,128}$/);
+        expect(seen.headers.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+        await until(() => g.access.length >= 2, "2 access lines");
+        expect(g.access.map((l) => [l.status, l.route, l.requestId, l.bytesOut])).toEqual([
+          [101, "obs-ws", "ws-raw-1", 0],
+          [101, "obs-ws", seen.headers["x-request-id"], 0],
+        ]);
+        const m = parseExposition(await (await fetch(`${g.url}/.well-known/otoroshi/monitoring/metrics`)).text());
+        expect(m.get("otoroshi_requests_total", { route: "obs-ws", method: "GET", status: "101" })).toBe(2);
+      } finally {
+        wsb.stop();
+      }
     },
     TIMEOUT,
   );
