@@ -150,7 +150,7 @@ async function proxyRoute(ctx: RequestContext, route: CompiledRoute, prefix: str
   });
   for (const [k, v] of access.responseHeaders) res.headers.set(k, v);
   if (rec !== undefined) rec.streamed = true;
-  return route.idleTimeoutMs > 0 || route.streamTimeoutMs > 0 ? timedBody(res, route.idleTimeoutMs, route.streamTimeoutMs, startedAt) : res;
+  return route.idleTimeoutMs > 0 || route.streamTimeoutMs > 0 ? timedBody(res, route.idleTimeoutMs, route.streamTimeoutMs, startedAt, rec?.requestId) : res;
 }
 
 function payloadTooLarge(limit: number): GatewayError {

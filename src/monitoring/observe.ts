@@ -2,6 +2,7 @@
 // when its response has ended (body sent, or the client gone), one access line and the counters.
 // Small bodies the gateway made or read whole are done when the handler returns; a streamed
 // backend body is watched chunk by chunk (one more stream layer, only above 16 KiB: forward.ts).
+import { GatewayError } from "../errors.ts";
 import { splitUrl } from "../request.ts";
 import type { ConnInfo } from "../runtime/types.ts";
 import { accessLogOn, writeAccessLine } from "./access-log.ts";
@@ -162,12 +163,13 @@ export function observed(inner: ObservedHandler, perClient: () => boolean): (req
       return new Response(bytes, { status, statusText: res.statusText, headers: res.headers });
     }
     let ended = false;
-    const end = (bytes: number, how: "done" | "cancel" | "error") => {
+    const end = (bytes: number, how: "done" | "cancel" | "error", err?: unknown) => {
       if (ended) return;
       ended = true;
       // The client went away before the body's end: 499, as nginx records a client that left.
-      // The backend broke off its body: an upstream error, counted as one.
-      if (how === "error" && rec.error === null) rec.error = "ERR_UPSTREAM_ERROR";
+      // The backend broke off its body, or a body deadline cut it (src/proxy/stream.ts): an
+      // upstream error, counted as one; the status already sent stays the line's.
+      if (how === "error" && rec.error === null) rec.error = err instanceof GatewayError ? err.code : "ERR_UPSTREAM_ERROR";
       done(req, info, rec, how === "cancel" ? 499 : status, bytes);
     };
     return new Response(watchBody(body, end), { status, statusText: res.statusText, headers: res.headers });
@@ -175,7 +177,7 @@ export function observed(inner: ObservedHandler, perClient: () => boolean): (req
 }
 
 /** The body as it streams, counting its bytes; `end` once: at its end, its error or its cancel. */
-function watchBody(body: ReadableStream<Uint8Array>, end: (bytes: number, how: "done" | "cancel" | "error") => void): ReadableStream<Uint8Array> {
+function watchBody(body: ReadableStream<Uint8Array>, end: (bytes: number, how: "done" | "cancel" | "error", err?: unknown) => void): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let n = 0;
   return new ReadableStream<Uint8Array>(
@@ -185,7 +187,7 @@ function watchBody(body: ReadableStream<Uint8Array>, end: (bytes: number, how: "
         try {
           r = await reader.read();
         } catch (e) {
-          end(n, "error");
+          end(n, "error", e);
           throw e;
         }
         if (r.done) {

@@ -9,7 +9,7 @@ import { log } from "../log.ts";
 /** Bodies this small with a declared length are already read whole by forward(): nothing to time. */
 const SMALL_BODY = 16 * 1024;
 
-export function timedBody(res: Response, idleMs: number, totalMs: number, startedAt: number): Response {
+export function timedBody(res: Response, idleMs: number, totalMs: number, startedAt: number, requestId?: string): Response {
   const body = res.body;
   if (body === null) return res;
   const declared = res.headers.get("content-length");
@@ -33,7 +33,7 @@ export function timedBody(res: Response, idleMs: number, totalMs: number, starte
     // A GatewayError: the listeners treat it as an answer already given (logged here, once, at
     // warn), not as a crash of the gateway.
     const err = new GatewayError(504, "ERR_UPSTREAM_TIMEOUT", "backend stream timed out", {}, { cause });
-    log("warn", "request.stream_timeout", { timeout: why === "idle" ? "idleTimeout" : "callAndStreamTimeout" });
+    log("warn", "request.stream_timeout", { requestId, timeout: why === "idle" ? "idleTimeout" : "callAndStreamTimeout" });
     ctl.error(err);
     void reader.cancel(err).catch(() => {});
   };

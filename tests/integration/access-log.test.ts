@@ -2,7 +2,9 @@
 // backend: one line per request (refused ones and the OAuth endpoints too) with exactly the
 // documented fields, written when the response has ended; what the backend receives.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createServer as createHttpServer, type ServerResponse } from "node:http";
 import { createServer } from "node:net";
+import { addLogTap } from "../../src/log.ts";
 import { setAccessLogSink } from "../../src/monitoring/access-log.ts";
 import { startEchoBackend, type EchoBackend, type EchoBody } from "../helpers/echo-backend.ts";
 import { basic, buildGateway, type TestGateway } from "../helpers/gateway.ts";
@@ -13,12 +15,20 @@ const QUERY_VALUE = "query-value-do-not-log";
 
 let be: EchoBackend;
 let closedPort = 0;
+// A backend that sends its headers and a first chunk, then nothing until the test ends.
+const stalled: ServerResponse[] = [];
+const stall = createHttpServer((_req, res) => {
+  stalled.push(res);
+  res.writeHead(200, { "content-type": "application/octet-stream" });
+  res.write(Buffer.alloc(32 * 1024, 120));
+});
 let g: TestGateway;
 const lines: Record<string, unknown>[] = [];
 let previous: ((line: string) => void) | null = null;
 
 beforeAll(async () => {
   be = await startEchoBackend();
+  await new Promise<void>((r) => stall.listen(0, "127.0.0.1", r));
   // A port nothing listens on: taken, then freed.
   const s = createServer();
   await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
@@ -44,6 +54,11 @@ routes:
     backend:
       targets: [{ hostname: 127.0.0.1, port: ${closedPort} }, { hostname: 127.0.0.1, port: ${be.port} }]
       client: { retries: 1 }
+  - id: al-stall
+    frontend: { domains: [stall.test] }
+    backend:
+      targets: [{ hostname: 127.0.0.1, port: ${(stall.address() as { port: number }).port} }]
+      client: { idleTimeout: 300 }
 apikeys:
   - { clientId: al-app, clientSecret: ${SECRET} }
 `);
@@ -52,6 +67,9 @@ afterAll(async () => {
   setAccessLogSink(previous);
   g.close();
   await be.stop();
+  for (const r of stalled) r.destroy();
+  stall.closeAllConnections();
+  await new Promise<void>((r) => stall.close(() => r()));
 });
 
 /** The access line of the response just read (its X-Request-Id names it). */
@@ -137,6 +155,23 @@ describe("access log", () => {
       await res.arrayBuffer();
       expect(res.status).toBe(200);
       expect(lineOf(res)).toMatchObject({ status: 200, route: "al-failover", target: `127.0.0.1:${be.port}`, error: null });
+    }
+  });
+
+  test("a body cut by backend.client.idleTimeout: the line names the timeout, and so does the log line, with the request id", async () => {
+    const logged: Record<string, unknown>[] = [];
+    const untap = addLogTap((line) => logged.push(JSON.parse(line) as Record<string, unknown>));
+    try {
+      const res = await g.call("http://stall.test/s");
+      expect(res.status).toBe(200);
+      const err = await res.arrayBuffer().then(() => null, (e: unknown) => e);
+      expect(err).not.toBeNull();
+      const l = lineOf(res);
+      expect(l).toMatchObject({ status: 200, route: "al-stall", error: "ERR_UPSTREAM_TIMEOUT" });
+      expect(l.bytesOut as number).toBeGreaterThanOrEqual(32 * 1024);
+      expect(logged.filter((x) => x.event === "request.stream_timeout").map((x) => x.requestId)).toEqual([res.headers.get("x-request-id")]);
+    } finally {
+      untap();
     }
   });
 
