@@ -151,3 +151,15 @@ describe("active checks", () => {
     delay = 0;
   });
 });
+
+describe("what a check reports", () => {
+  test("a refused check is reported by its code, never by its message (which names the address)", async () => {
+    const { deadPort } = await import("../../helpers/flip-backend.ts");
+    const port = await deadPort();
+    const s = new TargetState("r", "t", { suspect: 0 });
+    s.configureChecks({ enabled: true, url: "/health", intervalMs: 100, timeoutMs: 1000, unhealthyThreshold: 1, healthyThreshold: 1 }, { origin: `http://127.0.0.1:${port}`, hostHeader: `127.0.0.1:${port}`, fetch: (u, i) => fetch(u, i) });
+    await until(() => s.status().check === "down", "down");
+    s.stopChecks();
+    expect(s.status().lastCheckProblem).toBe("ECONNREFUSED");
+  });
+});
