@@ -60,7 +60,8 @@ export function addLogTap(fn: Sink, opts: { level?: Level } = {}): () => void {
   };
 }
 
-function scrub(text: string): string {
+/** Credentials in free text replaced (the access log passes its path and host through this too). */
+export function scrub(text: string): string {
   if (!TEXT_HINT.test(text)) return text;
   let out = text;
   for (const [re, by] of TEXT_SECRETS) out = out.replace(re, by);

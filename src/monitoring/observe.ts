@@ -3,6 +3,7 @@
 // Small bodies the gateway made or read whole are done when the handler returns; a streamed
 // backend body is watched chunk by chunk (one more stream layer, only above 16 KiB: forward.ts).
 import { GatewayError } from "../errors.ts";
+import { scrub } from "../log.ts";
 import { splitUrl } from "../request.ts";
 import type { ConnInfo } from "../runtime/types.ts";
 import { accessLogOn, writeAccessLine } from "./access-log.ts";
@@ -90,8 +91,9 @@ export function observed(inner: ObservedHandler, perClient: () => boolean): (req
         requestId: rec.requestId,
         method: req.method,
         // The target URI's authority as the router read it (RFC 9112 §3.2.2: absolute form first).
-        host: info.authority ?? req.headers.get("host") ?? splitUrl(req.url).authority,
-        path: rec.path ?? splitUrl(req.url).path,
+        // Both are the client's text: a token pasted into a path is masked like in any log line.
+        host: scrub(info.authority ?? req.headers.get("host") ?? splitUrl(req.url).authority),
+        path: scrub(rec.path ?? splitUrl(req.url).path),
         status,
         durationMs: Math.round((now - rec.start) * 1000) / 1000,
         bytesIn: rec.bytesIn >= 0 ? rec.bytesIn : declaredIn(req),

@@ -175,6 +175,16 @@ describe("access log", () => {
     }
   });
 
+  test("a credential pasted into the path is masked, as in every log line", async () => {
+    const jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXZhbHVl";
+    const bearer = `otoapk_al-app_${"ab".repeat(32)}`;
+    const res = await g.call(`http://open.test/reset/${jwt}/${bearer}`);
+    await res.arrayBuffer();
+    const l = lineOf(res);
+    expect(l.path).toBe("/reset/[redacted jwt]/otoapk_al-app_[redacted]");
+    expect(JSON.stringify(l)).not.toContain("c2lnbmF0dXJlLXZhbHVl");
+  });
+
   test("HEAD and the gateway's own endpoints are logged too", async () => {
     const head = await g.call("http://open.test/h", { method: "HEAD" });
     expect(lineOf(head)).toMatchObject({ method: "HEAD", status: 200, bytesOut: 0 });
