@@ -57,6 +57,10 @@ const AUTH: Record<string, string> = {
 const UPSTREAM: Record<string, string> = { ERR_UPSTREAM_REFUSED: "refused", ERR_UPSTREAM_TIMEOUT: "timeout", ERR_UPSTREAM_ERROR: "error", ERR_UPSTREAM_BUSY: "busy", ERR_NO_TARGET: "no_target", ERR_NO_HEALTHY_TARGET: "no_healthy_target" };
 const QUOTA: Record<string, string> = { ERR_QUOTA_EXCEEDED: "quota", ERR_TOO_MANY_FAILURES: "failed_auth" };
 
+const DECIMAL = /^\d{1,15}$/;
+/** forward.ts reads backend bodies up to this size whole before answering. */
+const SMALL_BODY = 16 * 1024;
+
 function declaredIn(req: Request): number {
   const cl = req.headers.get("content-length");
   const n = cl === null ? 0 : Number(cl);
@@ -148,18 +152,27 @@ export function observed(inner: ObservedHandler, perClient: () => boolean): (req
       res = new Response(res.body, { status, statusText: res.statusText, headers: res.headers });
       res.headers.set("x-request-id", rec.requestId);
     }
+    // RFC 9110 §9.3.2, §15.3.5, §15.4.5: no content, whatever Content-Length says.
+    if (req.method === "HEAD" || status === 204 || status === 304) {
+      done(req, info, rec, status, 0);
+      return res;
+    }
+    // A body the gateway made or read whole is sent in one go: done now. That is every body with
+    // a declared length of ours, and a backend's up to 16 KiB (forward.ts reads those whole).
+    // Decided before reading `res.body`, which would turn an in-memory body into a stream (Bun).
+    const cl = res.headers.get("content-length");
+    const size = cl !== null && DECIMAL.test(cl) ? Number(cl) : -1;
+    if (size >= 0 && (!rec.streamed || size <= SMALL_BODY)) {
+      done(req, info, rec, status, size);
+      return res;
+    }
     const body = res.body;
     if (body === null) {
       done(req, info, rec, status, 0);
       return res;
     }
     if (!rec.streamed) {
-      // A body the gateway made or read whole: its size is known, or learnt by reading it here.
-      const cl = res.headers.get("content-length");
-      if (cl !== null && /^\d+$/.test(cl)) {
-        done(req, info, rec, status, Number(cl));
-        return res;
-      }
+      // Ours, without a declared length (a JSON answer): small; its size is learnt by reading it.
       const bytes = await res.arrayBuffer();
       done(req, info, rec, status, bytes.byteLength);
       return new Response(bytes, { status, statusText: res.statusText, headers: res.headers });
