@@ -86,7 +86,9 @@ async function serve(options: ServeOptions): Promise<ServerHandle> {
       port,
       // Without this Bun renders an HTML error page with the stack outside production.
       development: false,
-      ...(certs ? { tls: bunTls(certs), reusePort: true } : {}),
+      // HTTP/2 for clients that offer "h2" by ALPN (RFC 9113 §3.2), HTTP/1.1 for the others; the
+      // plain listener stays HTTP/1.1 only (no prior-knowledge h2c).
+      ...(certs ? { tls: bunTls(certs), reusePort: true, http2: true } : {}),
       ...(options.idleTimeoutSeconds !== undefined
         ? { idleTimeout: Math.max(0, Math.min(MAX_IDLE_TIMEOUT, Math.floor(options.idleTimeoutSeconds))) }
         : {}),
