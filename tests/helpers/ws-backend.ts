@@ -66,6 +66,8 @@ export function startWsBackend(opts: { hostname?: string; tls?: { cert: string; 
           }
           if (m.startsWith("ping:")) return void ws.ping(m.slice(5));
           if (m === "seen") return void ws.send(JSON.stringify(ws.data));
+          // Stops reading this socket: what the gateway sends it piles up (backpressure tests).
+          if (m === "pause") return void ws.pause();
           if (m.startsWith("big:")) return void ws.send(new Uint8Array(Number(m.slice(4))).fill(7));
           if (m.startsWith("flood:")) {
             // "flood:<count>:<bytes>": as fast as the backend may, whoever reads them.

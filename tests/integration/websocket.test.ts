@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { loadSnapshot, type LoadOptions } from "../../src/config/load.ts";
 import { configDigest, Reloader } from "../../src/config/reload.ts";
@@ -187,6 +188,40 @@ describe("WebSocket through the gateway (Bun listener)", () => {
     ws.close();
     writeFileSync(file, yaml(be.port));
     expect(await reloader.reload("test")).toBe("applied");
+  });
+
+  test("backpressure: a client that does not read holds the backend back instead of filling the gateway", async () => {
+    const raw = connect(server.port, "127.0.0.1");
+    await new Promise<void>((resolve, reject) => {
+      raw.once("connect", () => resolve());
+      raw.once("error", reject);
+    });
+    raw.write("GET /open/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+    const head = await new Promise<string>((resolve) => raw.once("data", (d: Buffer) => resolve(d.toString("latin1"))));
+    expect(head.startsWith("HTTP/1.1 101")).toBe(true);
+    raw.pause();
+    // 64 MiB from the backend to a client that reads nothing.
+    const text = "flood:64:1048576";
+    const mask = [1, 2, 3, 4];
+    raw.write(Buffer.from([0x81, 0x80 | text.length, ...mask, ...Buffer.from(text).map((c, i) => c ^ mask[i % 4]!)]));
+    // The gateway and the kernel buffers take some megabytes; the rest waits in the backend.
+    await until(() => be.buffered() >= 32 * 1024 * 1024, 10_000);
+    await Bun.sleep(200);
+    expect(be.buffered()).toBeGreaterThanOrEqual(32 * 1024 * 1024);
+    raw.destroy();
+    await until(() => be.buffered() === 0 || be.open() === 0, 10_000);
+  });
+
+  test("backpressure: a backend that does not read holds the client back", async () => {
+    const ws = await openWs(`${base}/open/echo`);
+    ws.send("pause");
+    await Bun.sleep(50);
+    const chunk = new Uint8Array(1024 * 1024);
+    for (let i = 0; i < 64; i++) ws.send(chunk);
+    // The client's own queue keeps most of it: the gateway stopped reading it.
+    await until(() => ws.bufferedAmount >= 32 * 1024 * 1024, 10_000).catch(() => {});
+    expect(ws.bufferedAmount).toBeGreaterThanOrEqual(32 * 1024 * 1024);
+    ws.close();
   });
 
   test("200 sockets at once", async () => {
