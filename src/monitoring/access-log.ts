@@ -1,7 +1,7 @@
 // The access log's writer: one JSON line per request, on stdout (the other logs are on stderr,
 // so the two streams can be shipped apart) or appended to server.accessLog.file, which SIGUSR1
 // reopens (logrotate renames the file, then signals; new lines go to a new file). Lines are
-// gathered and written once per event-loop turn: one write for many requests, not one each.
+// gathered and written every FLUSH_MS (or at 64 KiB): one write for many requests, not one each.
 import { closeSync, openSync, writeSync } from "node:fs";
 
 type Target = { kind: "stdout" } | { kind: "file"; path: string; fd: number } | { kind: "sink"; fn: (line: string) => void };
@@ -11,6 +11,8 @@ let buffered = "";
 let scheduled = false;
 /** A batch never grows past this before it is written. */
 const MAX_BATCH = 64 * 1024;
+/** How long a line may wait for the write that carries it (a clean stop writes what waits). */
+const FLUSH_MS = 25;
 
 /** True when access lines are written (serve turns it on from server.accessLog). */
 export function accessLogOn(): boolean {
@@ -71,6 +73,6 @@ export function writeAccessLine(line: string): void {
   if (buffered.length >= MAX_BATCH) flushAccessLog();
   else if (!scheduled) {
     scheduled = true;
-    setTimeout(flushAccessLog, 0);
+    setTimeout(flushAccessLog, FLUSH_MS);
   }
 }

@@ -175,6 +175,15 @@ describe("access log", () => {
     }
   });
 
+  test("any text a client sends stays one valid JSON line", async () => {
+    const before = lines.length;
+    const weird = 'a"b\\c\u00e9';
+    const res = await g.call("http://open.test/q", { headers: { host: weird, "x-forwarded-for": `${weird}, 10.0.0.9` } }, { remoteAddress: "10.0.0.5" });
+    await res.arrayBuffer();
+    expect(lines.length).toBe(before + 1);
+    expect(lines.at(-1)).toMatchObject({ host: weird, clientIp: weird, status: 404 });
+  });
+
   test("a credential pasted into the path is masked, as in every log line", async () => {
     const jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXZhbHVl";
     const bearer = `otoapk_al-app_${"ab".repeat(32)}`;
