@@ -191,11 +191,13 @@ class Pair implements SocketEvents {
 
   private write(op: number, data: string | Uint8Array): void {
     if (this.backend.destroyed || !this.backend.writable) return;
-    const [header, payload] = encodeFrame(op, data);
-    this.backend.cork();
-    this.backend.write(header);
-    if (payload.byteLength > 0) this.backend.write(payload);
-    this.backend.uncork();
+    const parts = encodeFrame(op, data);
+    if (parts.length === 1) this.backend.write(parts[0]);
+    else {
+      this.backend.cork();
+      for (const p of parts) this.backend.write(p);
+      this.backend.uncork();
+    }
   }
 
   message(data: string | Uint8Array): void {

@@ -182,12 +182,17 @@ function join(parts: Uint8Array[], total: number): Uint8Array {
 const keys = new Uint8Array(4096);
 let keyAt = keys.byteLength;
 
-/** One masked frame (FIN set): the header and the masked payload, to write in that order. */
-export function encodeFrame(op: number, data: string | Uint8Array): [Uint8Array, Uint8Array] {
+/** Messages up to this size go out as one buffer (one write); larger ones as header + payload. */
+const ONE_BUFFER = 64 * 1024;
+
+/** One masked frame (FIN set), as the buffers to write in order. */
+export function encodeFrame(op: number, data: string | Uint8Array): Uint8Array[] {
   const payload = typeof data === "string" ? encoder.encode(data) : data;
   const len = payload.byteLength;
   const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
-  const header = new Uint8Array(6 + ext);
+  const headLen = 6 + ext;
+  const one = len <= ONE_BUFFER;
+  const header = new Uint8Array(one ? headLen + len : headLen);
   header[0] = 0x80 | op;
   if (ext === 0) header[1] = 0x80 | len;
   else if (ext === 2) {
@@ -206,8 +211,11 @@ export function encodeFrame(op: number, data: string | Uint8Array): [Uint8Array,
   }
   const k0 = keys[keyAt]!, k1 = keys[keyAt + 1]!, k2 = keys[keyAt + 2]!, k3 = keys[keyAt + 3]!;
   keyAt += 4;
-  header.set([k0, k1, k2, k3], 2 + ext);
-  const masked = new Uint8Array(len);
+  header[2 + ext] = k0;
+  header[3 + ext] = k1;
+  header[4 + ext] = k2;
+  header[5 + ext] = k3;
+  const masked = one ? header.subarray(headLen) : new Uint8Array(len);
   let i = 0;
   for (const end = len - 3; i < end; i += 4) {
     masked[i] = payload[i]! ^ k0;
@@ -217,7 +225,7 @@ export function encodeFrame(op: number, data: string | Uint8Array): [Uint8Array,
   }
   const key = [k0, k1, k2, k3];
   for (; i < len; i++) masked[i] = payload[i]! ^ key[i & 3]!;
-  return [header, masked];
+  return one ? [header] : [header, masked];
 }
 
 /** A close frame's payload (§5.5.1): no code for 1005, else the code and a reason cut to 123 bytes. */
