@@ -69,12 +69,7 @@ export async function proxyWebSocket(req: Request, call: WebSocketCall): Promise
     }
   }
   let held = limiter !== undefined;
-  const release = () => {
-    if (held) {
-      held = false;
-      limiter!.release();
-    }
-  };
+  const release = () => void (held && ((held = false), limiter!.release()));
   call.headers.set("host", call.hostHeader);
   let result: Awaited<ReturnType<typeof handshake>>;
   try {
