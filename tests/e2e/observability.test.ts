@@ -238,6 +238,38 @@ routes:
   );
 
   test(
+    "a client that leaves in the middle of a large body: one line with 499, nothing left in flight",
+    async () => {
+      const g = await startGateway(config());
+      gateways.push(g);
+      await new Promise<void>((resolve, reject) => {
+        const sock = connect(g.port, "127.0.0.1", () => sock.write("GET /bytes/50000000?chunked=1 HTTP/1.1\r\nHost: open.test\r\n\r\n"));
+        let got = 0;
+        const timer = setTimeout(() => (sock.destroy(), reject(new Error("no body within 10 s"))), 10_000);
+        sock.on("data", (d) => {
+          got += d.length;
+          // Headers and some of the body are here: leave.
+          if (got > 256 * 1024) {
+            clearTimeout(timer);
+            sock.destroy();
+            resolve();
+          }
+        });
+        sock.on("error", reject);
+      });
+      await until(() => g.access.length >= 1, "the access line");
+      const l = g.access[0]!;
+      expect(l).toMatchObject({ status: 499, route: "obs-open", path: "/bytes/50000000" });
+      expect(l.bytesOut as number).toBeGreaterThan(0);
+      expect(l.bytesOut as number).toBeLessThan(50_000_000);
+      const m = parseExposition(await (await fetch(`${g.url}/.well-known/otoroshi/monitoring/metrics`)).text());
+      expect(m.get("otoroshi_requests_total", { route: "obs-open", method: "GET", status: "499" })).toBe(1);
+      expect(m.get("otoroshi_inflight_requests")).toBe(1);
+    },
+    TIMEOUT,
+  );
+
+  test(
     "server.accessLog.file: lines go to the file; after a rename and SIGUSR1 they go to a new file",
     async () => {
       const g = await startGateway(config("  accessLog: { file: access.log }"));
