@@ -17,7 +17,7 @@ import { keygenYaml, type GenAlg } from "./keys/generate.ts";
 import { createFailureGuardFor, type FailureGuardHandle } from "./limits/failures.ts";
 import { createQuotaEnforcer, type QuotaEnforcerHandle } from "./limits/quotas.ts";
 import { log } from "./log.ts";
-import { configureAccessLog, flushAccessLog, reopenAccessLog } from "./monitoring/access-log.ts";
+import { configureAccessLog, flushAccessLog, reopenAccessLog, unwritableAccessLog } from "./monitoring/access-log.ts";
 import { Lifecycle } from "./monitoring/health.ts";
 import { hashSecret } from "./plugins/secrets.ts";
 import { processHealth } from "./proxy/health.ts";
@@ -63,10 +63,23 @@ function expiringSecrets(parsed: ParsedConfig, file: string, now: number): Confi
   return out;
 }
 
+/** server.accessLog.file that the start could not open (the path itself is a value: not quoted). */
+function accessLogProblem(parsed: ParsedConfig, file: string, code: string): ConfigProblem {
+  return { file, ...parsed.locate(["server", "accessLog", "file"]), path: "server.accessLog.file", message: `cannot open the access log file for appending (${code})` };
+}
+
+function accessLogPath(parsed: ParsedConfig, file: string): string | undefined {
+  const al = parsed.config.server.accessLog;
+  return al.enabled && al.file !== undefined ? resolve(dirname(file), al.file) : undefined;
+}
+
 function check(runtime: Runtime, opts: CliOptions): number {
   const file = configPath(opts);
   try {
     const { parsed } = loadSnapshot(file, 1, baseLoadOptions(runtime, true));
+    const accessLog = accessLogPath(parsed, file);
+    const unwritable = accessLog === undefined ? null : unwritableAccessLog(accessLog);
+    if (unwritable !== null) throw new ConfigError([accessLogProblem(parsed, file, unwritable)]);
     for (const w of [...parsed.warnings, ...expiringSecrets(parsed, file, Date.now())]) err(`warning: ${formatProblem(w)}`);
     out(`${file}: OK (${parsed.config.routes.length} routes, ${parsed.config.apikeys.length} API keys, ${parsed.config.keypairs.length} key pairs)`);
     return 0;
@@ -99,9 +112,9 @@ async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
     // Shared through server.store like the quotas, so instances behind one balancer limit together.
     // The access log file is opened now: a path that cannot be written stops the start, with where.
     try {
-      configureAccessLog({ enabled: s.accessLog.enabled, file: s.accessLog.file === undefined ? undefined : resolve(dirname(file), s.accessLog.file) });
+      configureAccessLog({ enabled: s.accessLog.enabled, file: accessLogPath(parsed, file) });
     } catch (e) {
-      throw new ConfigError([{ file, ...parsed.locate(["server", "accessLog", "file"]), path: "server.accessLog.file", message: `cannot open the access log file (${(e as { code?: string }).code ?? "error"})` }]);
+      throw new ConfigError([accessLogProblem(parsed, file, (e as { code?: string }).code ?? "error")]);
     }
     loadOpts.guard = guard = createFailureGuardFor({ maxFailures: s.failedAuth.maxFailures, windowSeconds: s.failedAuth.windowSeconds, store: s.store, storeUnavailable: s.storeUnavailable });
     loaded = { snapshot: compileParsed(parsed, file, 1, loadOpts), parsed };

@@ -2,7 +2,8 @@
 // so the two streams can be shipped apart) or appended to server.accessLog.file, which SIGUSR1
 // reopens (logrotate renames the file, then signals; new lines go to a new file). Lines are
 // gathered and written every FLUSH_MS (or at 64 KiB): one write for many requests, not one each.
-import { closeSync, openSync, writeSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, openSync, statSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
 
 type Target = { kind: "stdout" } | { kind: "file"; path: string; fd: number } | { kind: "sink"; fn: (line: string) => void };
 
@@ -22,6 +23,22 @@ export function accessLogOn(): boolean {
 function open(path: string): number {
   // 0o640: request lines name clients; the group (a log shipper) may read, others may not.
   return openSync(path, "a", 0o640);
+}
+
+/** Why `check` says the start could not open this file for appending (an errno code), or null. */
+export function unwritableAccessLog(path: string): string | null {
+  try {
+    if (existsSync(path)) {
+      if (statSync(path).isDirectory()) return "EISDIR";
+      accessSync(path, constants.W_OK);
+    } else {
+      if (!statSync(dirname(path)).isDirectory()) return "ENOTDIR";
+      accessSync(dirname(path), constants.W_OK | constants.X_OK);
+    }
+    return null;
+  } catch (e) {
+    return (e as { code?: string }).code ?? "error";
+  }
 }
 
 /** From server.accessLog. Throws (an errno message) when the file cannot be opened. */

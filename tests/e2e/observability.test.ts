@@ -3,7 +3,8 @@
 // access lines are read from the process's stdout (or its file), the metrics from its endpoint,
 // and both must agree with the traffic sent, exactly.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, renameSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { generateKeyPairPem } from "../../src/keys/generate.ts";
@@ -12,7 +13,7 @@ import { rawExchange } from "../helpers/raw-client.ts";
 import { recordSecret } from "../helpers/secrets.ts";
 import { closed, nextMessage, openWs, startWsBackend } from "../helpers/ws-backend.ts";
 import { parseExposition, promtoolCheck } from "../unit/monitoring/prom.ts";
-import { startGateway, type GatewayProcess } from "./process.ts";
+import { runCli, startGateway, type GatewayProcess } from "./process.ts";
 
 const TIMEOUT = 60_000;
 const SECRET = "obs-e2e-secret-5d1c9a";
@@ -288,6 +289,28 @@ routes:
       // Nothing on stdout when a file is configured; the process is still serving.
       expect(g.access).toEqual([]);
       expect(g.proc.exitCode).toBeNull();
+    },
+    TIMEOUT,
+  );
+
+  test(
+    "an access log file that cannot be opened: check and start both say where, with file:line:col",
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "oto-al-"));
+      try {
+        const file = join(dir, "otoroshi.yaml");
+        writeFileSync(file, "server:\n  accessLog:\n    file: missing-dir/access.log\n");
+        const expected = `${file}:3:11 server.accessLog.file: cannot open the access log file for appending (ENOENT)`;
+        const checked = await runCli(["check", "--config", file]);
+        expect(checked.code).toBe(1);
+        expect(checked.stderr).toContain(expected);
+        const started = await runCli(["--config", file, "--port", "0"]);
+        expect(started.code).toBe(1);
+        expect(started.stderr).toContain(expected);
+        expect(existsSync(join(dir, "missing-dir"))).toBe(false);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
     TIMEOUT,
   );
