@@ -86,8 +86,12 @@ export async function proxyWebSocket(req: Request, call: WebSocketCall): Promise
     });
   } catch (err) {
     release();
-    throw callFailed(err, err instanceof HandshakeTimeout, signal);
+    const e = callFailed(err, err instanceof HandshakeTimeout, signal);
+    // The backend failed the handshake: it counts against the target's breaker as an HTTP call would.
+    if (e.code === "ERR_UPSTREAM_REFUSED" || e.code === "ERR_UPSTREAM_ERROR" || e.code === "ERR_UPSTREAM_TIMEOUT") target.health?.failure();
+    throw e;
   }
+  target.health?.success();
   if (result.kind === "refused") {
     const { response } = result;
     for (const [k, v] of call.responseHeaders) response.headers.set(k, v);

@@ -24,6 +24,7 @@ let server: ServerHandle;
 let reloader: Reloader;
 let quotas: QuotaEnforcerHandle;
 let base: string;
+let deadPort: number;
 
 const yaml = (port: number, idle = 60_000, extra = "") => `
 routes:
@@ -35,12 +36,21 @@ routes:
     backend: { targets: [{ hostname: 127.0.0.1, port: ${port} }] }
     plugins: [{ plugin: Apikeys }]
 ${extra}
+  - id: failing
+    frontend: { domains: [127.0.0.1/failing] }
+    backend:
+      targets: [{ hostname: 127.0.0.1, port: ${deadPort} }, { hostname: 127.0.0.1, port: ${port} }]
+      client: { maxErrors: 1, sampleInterval: 60000, retries: 0 }
 apikeys:
   - { clientId: ws-client, clientSecret: ws-secret, dailyQuota: 2, monthlyQuota: 100 }
 `;
 
 beforeAll(async () => {
   be = startWsBackend();
+  // A port nothing listens on: bound, then released.
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  deadPort = probe.port;
+  probe.stop(true);
   dir = mkdtempSync(join(tmpdir(), "oto-ws-it-"));
   file = join(dir, "otoroshi.yaml");
   writeFileSync(file, yaml(be.port));
@@ -224,6 +234,18 @@ describe("WebSocket through the gateway (Bun listener)", () => {
     await until(() => ws.bufferedAmount >= 32 * 1024 * 1024, 10_000).catch(() => {});
     expect(ws.bufferedAmount).toBeGreaterThanOrEqual(32 * 1024 * 1024);
     ws.close();
+  });
+
+  test("a target that refuses the handshake's connection counts against its breaker, as for HTTP", async () => {
+    const outcomes: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const ws = await openWs(`${base}/failing/echo`).catch(() => null);
+      outcomes.push(ws === null ? "failed" : "open");
+      ws?.close();
+    }
+    // At most one upgrade meets the dead target (maxErrors: 1): then its breaker keeps it out.
+    expect(outcomes.filter((o) => o === "failed").length).toBeLessThanOrEqual(1);
+    expect(outcomes.slice(2)).toEqual(["open", "open"]);
   });
 
   test("200 sockets at once", async () => {
