@@ -8,7 +8,8 @@ import { removeQueryParams, type ForwardTarget } from "./proxy/forward.ts";
 import { timedBody } from "./proxy/stream.ts";
 import type { PickContext } from "./proxy/balance.ts";
 import { forwardWithFailover, type RetryPolicy } from "./proxy/retry.ts";
-import { proxyWebSocket, wantsWebSocket } from "./proxy/websocket.ts";
+import { wantsWebSocket } from "./proxy/websocket.ts";
+import { proxyWebSocketWithFailover } from "./proxy/ws-failover.ts";
 import { backendRequestHeaders, declaredLength } from "./proxy/headers.ts";
 import { joinPath, stripPrefix } from "./proxy/url.ts";
 import { createContext, type RequestContext } from "./request.ts";
@@ -98,8 +99,9 @@ async function proxyRoute(ctx: RequestContext, route: CompiledRoute, prefix: str
     // as soon as its 101 is sent: say so rather than proxy the handshake as a plain GET.
     if (ctx.info.upgrade === undefined) throw new GatewayError(501, "ERR_WEBSOCKET_UNSUPPORTED", "WebSocket is not supported by this runtime's listener (run the Bun binary)");
     const search = access.wipeQuery ? removeQueryParams(ctx.search, access.wipeQuery) : ctx.search;
-    return proxyWebSocket(ctx.req, {
+    return proxyWebSocketWithFailover(ctx.req, route, ctx, {
       target,
+      preserveHost: route.preserveHost,
       pathAndQuery: joinPath(route.root, rest) + search,
       headers,
       hostHeader: route.preserveHost ? ctx.rawHost : target.hostHeader,

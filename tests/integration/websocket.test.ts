@@ -41,6 +41,10 @@ ${extra}
     backend:
       targets: [{ hostname: 127.0.0.1, port: ${deadPort} }, { hostname: 127.0.0.1, port: ${port} }]
       client: { maxErrors: 1, sampleInterval: 60000, retries: 0 }
+  - id: failover
+    frontend: { domains: [127.0.0.1/failover] }
+    backend:
+      targets: [{ hostname: 127.0.0.1, port: ${deadPort} }, { hostname: 127.0.0.1, port: ${port} }]
 apikeys:
   - { clientId: ws-client, clientSecret: ws-secret, dailyQuota: 2, monthlyQuota: 100 }
 `;
@@ -246,6 +250,15 @@ describe("WebSocket through the gateway (Bun listener)", () => {
     // At most one upgrade meets the dead target (maxErrors: 1): then its breaker keeps it out.
     expect(outcomes.filter((o) => o === "failed").length).toBeLessThanOrEqual(1);
     expect(outcomes.slice(2)).toEqual(["open", "open"]);
+  });
+
+  test("a handshake that could not connect is tried on another target (backend.client.retries)", async () => {
+    for (let i = 0; i < 4; i++) {
+      const ws = await openWs(`${base}/failover/echo`);
+      ws.send(`f${i}`);
+      expect(await nextMessage(ws)).toBe(`f${i}`);
+      ws.close();
+    }
   });
 
   test("200 sockets at once", async () => {
