@@ -35,7 +35,7 @@ if (process.env.BUN_CONFIG_MAX_HTTP_REQUESTS === undefined && serving()) {
   }
 }
 
-// No top-level await: `bun build --compile --bytecode` emits CommonJS.
+// main() returns the exit code; the process ends only through runtime.exit.
 main(runtime).then(
   (code) => runtime.exit(code),
   (e: unknown) => {

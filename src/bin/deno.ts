@@ -1,7 +1,7 @@
 import { main } from "../main.ts";
 import { runtime } from "../runtime/deno.ts";
 
-// No top-level await: `bun build --compile --bytecode` emits CommonJS.
+// main() returns the exit code; the process ends only through runtime.exit.
 main(runtime).then(
   (code) => runtime.exit(code),
   (e: unknown) => {

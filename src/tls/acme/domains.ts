@@ -1,7 +1,8 @@
 // Which names get an ACME certificate: server.https.acme.domains when given, else every exact
 // host of the enabled routes. A name that a keyPairs certificate already serves is left to it
 // (manual certificates win), and names HTTP-01 cannot prove are skipped with their reason.
-import { acmeDomainProblem, type Config } from "../../config/schema.ts";
+import { acmeDomainProblem } from "../../config/acme-schema.ts";
+import type { Config } from "../../config/schema.ts";
 import { parseDomain } from "../../router/domain.ts";
 
 export interface Skipped {
