@@ -214,7 +214,7 @@ describe("packaging/Dockerfile", () => {
   test.skipIf(!HAVE_BINARY)("its HEALTHCHECK command succeeds against a running gateway and fails once it stops", async () => {
     const hc = all.find((i) => i.op === "HEALTHCHECK")!.args;
     const cmd = JSON.parse(hc.slice(hc.indexOf("CMD ") + 4)) as string[];
-    expect(cmd.join(" ")).toContain("http://127.0.0.1:8080/.well-known/otoroshi/status");
+    expect(cmd.join(" ")).toContain("http://127.0.0.1:8080/.well-known/otoroshi/monitoring/ready");
     const state = join(work, "hc-state");
     mkdirSync(state);
     const gw = await startGateway([HOST_BINARY], CONFIG, { env: { STATE_DIRECTORY: state }, cwd: state });
