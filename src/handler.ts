@@ -95,9 +95,8 @@ async function proxyRoute(ctx: RequestContext, route: CompiledRoute, prefix: str
     }
   }
   if (wantsWebSocket(ctx.req)) {
-    // Deno 2.9's per-connection HTTP engine (the Deno adapter's) closes an upgraded connection
-    // as soon as its 101 is sent: say so rather than proxy the handshake as a plain GET.
-    if (ctx.info.upgrade === undefined) throw new GatewayError(501, "ERR_WEBSOCKET_UNSUPPORTED", "WebSocket is not supported by this runtime's listener (run the Bun binary)");
+    // A listener that cannot take the connection over: say so rather than proxy the handshake as a plain GET.
+    if (ctx.info.upgrade === undefined) throw new GatewayError(501, "ERR_WEBSOCKET_UNSUPPORTED", "WebSocket is not supported by this listener");
     const search = access.wipeQuery ? removeQueryParams(ctx.search, access.wipeQuery) : ctx.search;
     return proxyWebSocketWithFailover(ctx.req, route, ctx, {
       target,

@@ -1,34 +1,22 @@
-// The Deno adapter: the only place (with src/bin/deno.ts) that touches `Deno.*`.
+// The Deno adapter: the only place (with deno-http.ts, deno-ws.ts and src/bin/deno.ts) that touches `Deno.*`.
 
 import http from "node:http";
 import https from "node:https";
 import { Readable } from "node:stream";
 import { RequestBodyError } from "../errors.ts";
 import { log } from "../log.ts";
-import { ConnectionDeadlines, certPicker, internalError, limitBody, normaliseAddress } from "./listener.ts";
-import type { Handler, Runtime, ServeOptions, ServerHandle, Signal, TlsCert, UpstreamFetch, UpstreamInit, UpstreamTls } from "./types.ts";
-
-type ServeOnConnection = (
-  conn: Deno.Conn,
-  signal: AbortSignal,
-  handler: Deno.ServeHandler<Deno.NetAddr>,
-  onError: (error: unknown) => Response,
-  onListen: () => void,
-) => Deno.HttpServer<Deno.NetAddr>;
+import { serveConnection, serveHttpAvailable } from "./deno-http.ts";
+import { upgradeVia } from "./deno-ws.ts";
+import { ConnectionDeadlines, certPicker, limitBody, normaliseAddress } from "./listener.ts";
+import type { ConnInfo, Handler, Runtime, ServeOptions, ServerHandle, Signal, TlsCert, UpstreamFetch, UpstreamInit, UpstreamTls } from "./types.ts";
 
 /**
  * Deno.serve (2.9) has no request-header timeout and no keep-alive idle timeout
- * (denoland/deno#3515, #32497), so the adapter accepts connections itself and runs Deno.serve's
- * own engine on each (reachable only through Deno's internals): it can then close a connection
- * that is idle too long. Deno's node:http server has both timeouts, but costs ~30 µs more CPU
- * per request than this engine (~2 µs more than Deno.serve; measured, docs/operations.md).
+ * (denoland/deno#3515, #32497), so the adapter accepts connections itself and serves each with
+ * Deno.serveHttp (deno-http.ts): it can then close a connection that is idle too long. Deno.serve's
+ * own per-connection engine would be faster but closes an upgraded WebSocket right after its 101.
  */
-function serveOnConnection(): ServeOnConnection | undefined {
-  const internal = (Deno as unknown as { internal?: symbol }).internal;
-  const internals = internal ? (Deno as unknown as Record<symbol, { serveHttpOnConnection?: ServeOnConnection } | undefined>)[internal] : undefined;
-  const serve = internals?.serveHttpOnConnection;
-  return typeof serve === "function" ? serve : undefined;
-}
+type ConnInfoHandler = (req: Request, remote: Deno.NetAddr, signal: AbortSignal, taken: () => void) => Response | Promise<Response>;
 
 /**
  * Deno 2.9 has no public SNI for servers; Deno.listenTls honours an unstable resolver under
@@ -66,8 +54,8 @@ function exclusivePort(options: ServeOptions): number {
   return port;
 }
 
-/** Deno.serve's engine on each connection this adapter accepts, under ConnectionDeadlines. */
-function serveTimed(options: ServeOptions, serveOn: ServeOnConnection, handler: Deno.ServeHandler<Deno.NetAddr>): ServerHandle {
+/** Deno.serveHttp on each connection this adapter accepts, under ConnectionDeadlines. */
+function serveTimed(options: ServeOptions, serveHttp: NonNullable<ReturnType<typeof serveHttpAvailable>>, handler: ConnInfoHandler): ServerHandle {
   const deadlines = new ConnectionDeadlines(options.idleTimeoutSeconds);
   let served = options.tls ?? [];
   let listener = listen(REUSE_PORT && served.length ? { ...options, port: exclusivePort(options) } : options, served);
@@ -100,11 +88,8 @@ function serveTimed(options: ServeOptions, serveOn: ServeOnConnection, handler: 
     // one is closed only once it does (docs/security.md, "Limits and slow clients").
     if (closing) return void conn.close();
     const c = deadlines.add();
-    const server = serveOn(conn, c.signal, (req, info) => {
-      c.request(info.completed);
-      return handler(req, info);
-    }, internalError, () => {});
-    c.served(server);
+    const remote = conn.remoteAddr as Deno.NetAddr;
+    c.served(serveConnection(serveHttp, conn, c.signal, (req, signal, taken) => handler(req, remote, signal, taken), c.request));
   };
   const accepting = [accept(listener)];
   return {
@@ -151,22 +136,26 @@ function serveTimed(options: ServeOptions, serveOn: ServeOnConnection, handler: 
 async function serve(options: ServeOptions): Promise<ServerHandle> {
   const secure = options.tls !== undefined && options.tls.length > 0;
   const inner: Handler = options.handler;
-  const serveOn = serveOnConnection();
+  const serveHttp = serveHttpAvailable();
   // Deno.serve alone would let slow clients hold connections forever: refuse to start instead.
-  if (!serveOn) throw new Error(`Deno ${Deno.version.deno} does not expose the HTTP engine the gateway needs to enforce header and idle timeouts; run the Deno version package.json names, or the Bun binary`);
-  const handler: Deno.ServeHandler<Deno.NetAddr> = (req, info) => {
+  if (!serveHttp) throw new Error(`Deno ${Deno.version.deno} does not have the Deno.serveHttp API the gateway needs to enforce header and idle timeouts; run the Deno version package.json names, or the Bun binary`);
+  const handler: ConnInfoHandler = (req, remote, signal, taken) => {
     const limited = limitBody(req, options.maxRequestBodySize);
     if (limited instanceof Response) return limited;
+    // serveHttp's req.signal does not abort when the client leaves (deno-http.ts): the core reads this one.
+    Object.defineProperty(limited, "signal", { value: signal });
     // Deno builds req.url from an absolute-form target's own authority (RFC 9112 §3.2.2), and
     // from Host otherwise: an authority that is not Host's came from the target.
     const url = req.url;
     const from = url.indexOf("://") + 3;
     const to = url.indexOf("/", from);
     const authority = url.slice(from, to < 0 ? url.length : to);
-    const remoteAddress = normaliseAddress(info.remoteAddr.hostname);
-    return inner(limited, authority === req.headers.get("host") ? { remoteAddress, secure } : { remoteAddress, secure, authority });
+    const remoteAddress = normaliseAddress(remote.hostname);
+    const info: ConnInfo = authority === req.headers.get("host") ? { remoteAddress, secure } : { remoteAddress, secure, authority };
+    if (req.headers.has("upgrade")) info.upgrade = upgradeVia(req, taken);
+    return inner(limited, info);
   };
-  return serveTimed(options, serveOn, handler);
+  return serveTimed(options, serveHttp, handler);
 }
 
 // Deno's fetch decodes gzip and br bodies even when the caller sets Accept-Encoding, keeps the

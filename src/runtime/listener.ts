@@ -73,7 +73,7 @@ export function limitBody(req: Request, max: number | undefined): Request | Resp
   return new Request(req, { body: req.body.pipeThrough(counter), duplex: "half" } as RequestInit);
 }
 
-/** What the deadlines need of one connection's server (Deno's per-connection HttpServer). */
+/** What the deadlines need of one connection's server (deno-http.ts: one Deno.serveHttp connection). */
 export interface ConnectionServer {
   readonly finished: Promise<void>;
   shutdown(): Promise<void>;
@@ -91,7 +91,7 @@ interface Tracked {
 }
 
 /**
- * Closes a connection now. Not server.shutdown(): hyper's graceful close waits for a request
+ * Closes a connection now. Not server.shutdown(): a graceful close waits for a request
  * body the client never finishes, and aborting after it throws. Aborting a connection that is
  * already closing makes Deno report a BadResource from its own abort listener as an uncaught
  * error (it would end the process): that one report, dispatched synchronously, is swallowed.
@@ -153,7 +153,7 @@ export class ConnectionDeadlines {
     };
   }
 
-  /** Idle connections close now; busy ones after their answer (hyper's graceful shutdown), or now when forced. */
+  /** Idle connections close now; busy ones once their answers are sent, or now when forced. */
   async stop(force = false): Promise<void> {
     clearInterval(this.timer);
     const open = [...this.connections];

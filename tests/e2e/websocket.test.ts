@@ -8,12 +8,8 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { closed, nextMessage, openWs, startWsBackend, type WsBackend } from "../helpers/ws-backend.ts";
-import { RUNTIME, startGateway, type GatewayProcess } from "./process.ts";
+import { startGateway, type GatewayProcess } from "./process.ts";
 
-// Deno 2.9's per-connection HTTP engine (the Deno adapter's, for its header and idle deadlines)
-// closes an upgraded connection as soon as its 101 is out: on Deno an upgrade gets 501
-// (docs/compatibility.md), which the last test checks.
-const WS = RUNTIME !== "deno";
 
 const TIMEOUT = 60_000;
 let be: WsBackend;
@@ -89,7 +85,7 @@ afterAll(async () => {
   rmSync(certDir, { recursive: true, force: true });
 });
 
-describe.if(WS)("WebSocket through the gateway process", () => {
+describe("WebSocket through the gateway process", () => {
   test("text and binary echo; canonical path and query; X-Forwarded-* on the backend", async () => {
     const ws = await openWs(`${base}/open/a/./echo?q=1%202`);
     ws.send("hello");
@@ -216,16 +212,7 @@ describe.if(WS)("WebSocket through the gateway process", () => {
   }, TIMEOUT);
 });
 
-test.if(!WS)("Deno: an upgrade is refused with 501 in the Otoroshi shape; the backend never sees it", async () => {
-  const before = be.upgrades.length;
-  const res = await fetch(`http://127.0.0.1:${gw.port}/open/echo`, { headers: upgradeHeaders });
-  expect(res.status).toBe(501);
-  expect(res.headers.get("otoroshi-error")).toBe("true");
-  expect(((await res.json()) as Record<string, string>)["Otoroshi-Error"]).toContain("WebSocket");
-  expect(be.upgrades.length).toBe(before);
-}, TIMEOUT);
-
-test.if(WS)("graceful shutdown closes open sockets with 1001", async () => {
+test("graceful shutdown closes open sockets with 1001", async () => {
   const g = await startGateway(yaml());
   try {
     const ws = await openWs(`ws://127.0.0.1:${g.port}/open/echo`);
