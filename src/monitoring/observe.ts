@@ -9,6 +9,7 @@ import type { ConnInfo } from "../runtime/types.ts";
 import { accessLogOn, writeAccessLine } from "./access-log.ts";
 import { INTERNAL, metrics, OAUTH, UNMATCHED, type RouteMetrics } from "./metrics.ts";
 import { requestIdFor } from "./request-id.ts";
+import { watchedBody } from "../proxy/watched-body.ts";
 
 export interface RequestRecord {
   readonly start: number;
@@ -187,37 +188,7 @@ export function observed(inner: ObservedHandler, perClient: () => boolean): (req
       if (how === "error" && rec.error === null) rec.error = err instanceof GatewayError ? err.code : "ERR_UPSTREAM_ERROR";
       done(req, info, rec, how === "cancel" ? 499 : status, bytes);
     };
-    return new Response(watchBody(body, end), { status, statusText: res.statusText, headers: res.headers });
+    return new Response(watchedBody(body, end), { status, statusText: res.statusText, headers: res.headers });
   };
 }
 
-/** The body as it streams, counting its bytes; `end` once: at its end, its error or its cancel. */
-function watchBody(body: ReadableStream<Uint8Array>, end: (bytes: number, how: "done" | "cancel" | "error", err?: unknown) => void): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
-  let n = 0;
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        let r: Awaited<ReturnType<typeof reader.read>>;
-        try {
-          r = await reader.read();
-        } catch (e) {
-          end(n, "error", e);
-          throw e;
-        }
-        if (r.done) {
-          end(n, "done");
-          controller.close();
-        } else {
-          n += r.value.byteLength;
-          controller.enqueue(r.value);
-        }
-      },
-      cancel(reason) {
-        end(n, "cancel");
-        return reader.cancel(reason);
-      },
-    },
-    { highWaterMark: 0 },
-  );
-}

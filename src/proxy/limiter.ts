@@ -11,6 +11,7 @@
 
 import { GatewayError } from "../errors.ts";
 import { deadline } from "./deadlines.ts";
+import { watchedBody } from "./watched-body.ts";
 
 /** The process-wide count of backend calls in flight, over every route and snapshot. */
 export class UpstreamBudget {
@@ -155,29 +156,7 @@ export class TargetLimiter {
 
 /** The backend's body, calling `done` once when it ends, fails or is cancelled by the client. */
 export function releasing(body: ReadableStream<Uint8Array>, done: () => void): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        let r: Awaited<ReturnType<typeof reader.read>>;
-        try {
-          r = await reader.read();
-        } catch (e) {
-          done();
-          throw e;
-        }
-        if (r.done) {
-          done();
-          controller.close();
-        } else controller.enqueue(r.value);
-      },
-      cancel(reason) {
-        done();
-        return reader.cancel(reason);
-      },
-    },
-    { highWaterMark: 0 },
-  );
+  return watchedBody(body, () => done());
 }
 
 /**
