@@ -24,27 +24,24 @@ const on = (f: string) => flags.has(f);
 
 const TLS_OPTIONS = {};
 const plainFetch = (url: string, init: RequestInit) => fetch(url, init);
-const runtimeFetch = (url: string, init: RequestInit) =>
-  fetch(url, { ...init, redirect: "manual", decompress: false, proxy: false, tls: TLS_OPTIONS } as RequestInit);
+const runtimeFetch = (url: string, init: RequestInit) => fetch(url, { ...init, redirect: "manual", decompress: false, proxy: false, tls: TLS_OPTIONS } as RequestInit);
 const oneOption = (extra: Record<string, unknown> | null) => (url: string, init: RequestInit) => fetch(url, extra ? ({ ...init, ...extra } as RequestInit) : { ...init });
 const upstreamFetch = on("opts")
   ? runtimeFetch
   : on("o-spread")
-    ? oneOption(null)
-    : on("o-decompress")
-      ? oneOption({ decompress: false })
-      : on("o-proxy")
-        ? oneOption({ proxy: false })
-        : on("o-tls")
-          ? oneOption({ tls: TLS_OPTIONS })
-          : plainFetch;
+  ? oneOption(null)
+  : on("o-decompress")
+  ? oneOption({ decompress: false })
+  : on("o-proxy")
+  ? oneOption({ proxy: false })
+  : on("o-tls")
+  ? oneOption({ tls: TLS_OPTIONS })
+  : plainFetch;
 
 async function proxy(req: Request, ip: string): Promise<Response> {
   const url = req.url;
   const path = url.slice(url.indexOf("/", url.indexOf("://") + 3));
-  const headers = on("reqhdr")
-    ? backendRequestHeaders(req.headers, { clientIp: ip, trusted: false, secure: false, host: req.headers.get("host") ?? "" }, null, null)
-    : req.headers;
+  const headers = on("reqhdr") ? backendRequestHeaders(req.headers, { clientIp: ip, trusted: false, secure: false, host: req.headers.get("host") ?? "" }, null, null) : req.headers;
   if (on("reqhdr")) headers.set("host", origin.slice(7));
   const init: RequestInit = { method: req.method, headers, redirect: "manual" };
   let controller: AbortController | undefined;
@@ -87,4 +84,9 @@ const server = Bun.serve({
   },
 });
 console.log(`listening ${server.port} flags=${[...flags].join(",") || "none"}`);
-for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => { server.stop(true); process.exit(0); });
+for (const sig of ["SIGTERM", "SIGINT"] as const) {
+  process.on(sig, () => {
+    server.stop(true);
+    process.exit(0);
+  });
+}

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
-import { SignJWT, importPKCS8 } from "jose";
+import { importPKCS8, SignJWT } from "jose";
 import { loadSnapshot } from "../src/config/load.ts";
 import { ConfigStore } from "../src/config/store.ts";
 import { createGateway } from "../src/gateway.ts";
@@ -52,7 +52,7 @@ async function bench(fn: () => unknown): Promise<number> {
   const per: number[] = [];
   for (let b = 0; b < 5; b++) {
     const t0 = performance.now();
-    if (isAsync) for (let i = 0; i < n; i++) await fn();
+    if (isAsync) { for (let i = 0; i < n; i++) await fn(); }
     else for (let i = 0; i < n; i++) fn();
     per.push(((performance.now() - t0) * 1000) / n);
   }
@@ -167,15 +167,39 @@ const authReq = get("/apikey/small", { authorization: BASIC });
 const match = () => true;
 await row("createContext", () => createContext(req, info, () => false, Date.now()));
 await row("backendRequestHeaders (Host only)", () => backendRequestHeaders(req.headers, { clientIp: "127.0.0.1", trusted: false, secure: false, host: "gw.test" }, null, null));
-await row("backendRequestHeaders (+ wipe authorization, set client id)", () =>
-  backendRequestHeaders(authReq.headers, { clientIp: "127.0.0.1", trusted: false, secure: false, host: "gw.test" }, new Set(["otoroshi-authenticated-client-id", "authorization", "x-api-key", "otoroshi-token", "otoroshi-authorization"]), [["otoroshi-authenticated-client-id", "client-es"]]),
+await row(
+  "backendRequestHeaders (+ wipe authorization, set client id)",
+  () =>
+    backendRequestHeaders(
+      authReq.headers,
+      { clientIp: "127.0.0.1", trusted: false, secure: false, host: "gw.test" },
+      new Set(["otoroshi-authenticated-client-id", "authorization", "x-api-key", "otoroshi-token", "otoroshi-authorization"]),
+      [["otoroshi-authenticated-client-id", "client-es"]],
+    ),
 );
 await row("  new Headers(incoming) alone", () => new Headers(req.headers));
 await row("  12 × Headers.delete of absent names", () => {
   const h = new Headers(req.headers);
-  for (const n of ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "proxy-authorization", "proxy-authenticate", "http2-settings", "host", "expect"]) h.delete(n);
+  for (const n of ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "proxy-authorization", "proxy-authenticate", "http2-settings", "host", "expect"]) {
+    h.delete(n);
+  }
 });
-const DROP = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "proxy-authorization", "proxy-authenticate", "http2-settings", "host", "expect", "forwarded", "x-real-ip"]);
+const DROP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "proxy-authorization",
+  "proxy-authenticate",
+  "http2-settings",
+  "host",
+  "expect",
+  "forwarded",
+  "x-real-ip",
+]);
 await row("  alternative: one pass over incoming names, delete only those present", () => {
   const h = new Headers(req.headers);
   for (const n of req.headers.keys()) if (DROP.has(n) || n.startsWith("x-forwarded-")) h.delete(n);
@@ -220,4 +244,4 @@ await row("randomUUID", () => randomUUID());
 console.log(`## Micro-benchmarks (in process, Bun ${Bun.version})\n`);
 console.log("| operation | µs per op |");
 console.log("|---|---|");
-for (const [name, us] of rows) console.log(`| ${name.replace(/^  /, "· ")} | ${us < 10 ? us.toFixed(2) : us.toFixed(1)} |`);
+for (const [name, us] of rows) console.log(`| ${name.replace(/^ {2}/, "· ")} | ${us < 10 ? us.toFixed(2) : us.toFixed(1)} |`);

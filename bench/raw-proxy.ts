@@ -21,7 +21,12 @@ const server = Bun.serve({
   },
 });
 console.log(`listening ${server.port}`);
-for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => { server.stop(true); process.exit(0); });
+for (const sig of ["SIGTERM", "SIGINT"] as const) {
+  process.on(sig, () => {
+    server.stop(true);
+    process.exit(0);
+  });
+}
 
 // A module (not a global script), so its top-level names and await stay its own under tsc.
 export {};

@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { isMap, LineCounter, parseDocument } from "yaml";
 import { compileSnapshot } from "../src/config/compile.ts";
-import { freezeInSlices, loadSnapshot, type LoadOptions } from "../src/config/load.ts";
+import { freezeInSlices, type LoadOptions, loadSnapshot } from "../src/config/load.ts";
 import { parseConfig } from "../src/config/parse.ts";
 import { checkReferences } from "../src/config/references.ts";
 import { configDigest, Reloader } from "../src/config/reload.ts";
@@ -74,7 +74,11 @@ function generate(variant: "a" | "b", backendPort: number): string {
   }
   out.push("apikeys:");
   for (let i = 0; i < APIKEYS; i++) {
-    out.push(`  - clientId: client-${i}`, `    clientSecret: secret-${variant}-${i}-${(i * 2654435761) % 1e9}`, `    authorizedEntities: [group_g${i % 50}${i % 7 === 0 ? `, route_r${i % ROUTES}` : ""}]`);
+    out.push(
+      `  - clientId: client-${i}`,
+      `    clientSecret: secret-${variant}-${i}-${(i * 2654435761) % 1e9}`,
+      `    authorizedEntities: [group_g${i % 50}${i % 7 === 0 ? `, route_r${i % ROUTES}` : ""}]`,
+    );
     if (i % 10 === 0) out.push("    metadata:", `      jwt-sign-keypair: kp-${i % KEYPAIRS.length}`);
   }
   out.push("keypairs:");
@@ -126,7 +130,11 @@ async function inProcess(dir: string): Promise<void> {
   const file = join(dir, "otoroshi.yaml");
   const variants = { a: generate("a", 9), b: generate("b", 9) };
   writeFileSync(file, variants.a);
-  console.log(`config: ${ROUTES} routes, ${APIKEYS} API keys, ${KEYPAIRS.length} key pairs (${KEYPAIRS.filter((a) => a === "RS256").length} RSA); ${(Buffer.byteLength(variants.a) / 1e6).toFixed(2)} MB, ${variants.a.split("\n").length} lines`);
+  console.log(
+    `config: ${ROUTES} routes, ${APIKEYS} API keys, ${KEYPAIRS.length} key pairs (${KEYPAIRS.filter((a) => a === "RS256").length} RSA); ${(Buffer.byteLength(variants.a) / 1e6).toFixed(2)} MB, ${
+      variants.a.split("\n").length
+    } lines`,
+  );
 
   const lo: LoadOptions = { env: {}, clock: () => Date.now(), upstreamFetch: bunUpstream };
   const [{ snapshot, parsed }, initialMs] = time(() => loadSnapshot(file, 1, lo));
@@ -307,7 +315,11 @@ async function traffic(dir: string): Promise<void> {
   const url = `http://127.0.0.1:${gw.port}/x`;
   const host = `r${(ROUTES >> 1) & ~1}.bench.test`; // mid-table; even routes are open (odd ones have Apikeys)
   try {
-    console.log(`\ntraffic: ${gatewayCommand(file)[0]!.includes("dist") ? "dist/otoroshi-lite" : "bun src/bin/bun.ts"}, ${hasWrk ? "wrk -t2" : "fetch workers"}, ${CONNECTIONS} connections, ${SECONDS} s per run, GET ${host}/x → echo backend`);
+    console.log(
+      `\ntraffic: ${gatewayCommand(file)[0]!.includes("dist") ? "dist/otoroshi-lite" : "bun src/bin/bun.ts"}, ${
+        hasWrk ? "wrk -t2" : "fetch workers"
+      }, ${CONNECTIONS} connections, ${SECONDS} s per run, GET ${host}/x → echo backend`,
+    );
     await load(url, host, 2); // warm-up
     const quiet = await load(url, host, SECONDS);
     const mark = gw.logs.length;
@@ -326,10 +338,13 @@ async function traffic(dir: string): Promise<void> {
     const rejected = gw.logs.slice(mark).filter((l) => l.event === "config.rejected").length;
     const byWorker = reloads().filter((l) => l.parser === "worker").length;
     const durs = summary(reloads().map((l) => Number(l.durationMs)));
-    const row = (name: string, l: Latency) => `  ${name.padEnd(22)} ${String(l.requests).padStart(8)} req  ${String(l.errors).padStart(3)} err  p50 ${ms(l.p50)} ms  p99 ${ms(l.p99)} ms  max ${ms(l.max)} ms`;
+    const row = (name: string, l: Latency) =>
+      `  ${name.padEnd(22)} ${String(l.requests).padStart(8)} req  ${String(l.errors).padStart(3)} err  p50 ${ms(l.p50)} ms  p99 ${ms(l.p99)} ms  max ${ms(l.max)} ms`;
     console.log(row("no reloads", quiet));
     console.log(row(`reload every ${INTERVAL_MS} ms`, busy));
-    console.log(`  ${writes} rewrites, ${reloads().length} reloads applied (${byWorker} parsed by the worker), ${rejected} rejected; reload in the gateway: median ${durs.median} ms, p95 ${durs.p95} ms, max ${durs.max} ms`);
+    console.log(
+      `  ${writes} rewrites, ${reloads().length} reloads applied (${byWorker} parsed by the worker), ${rejected} rejected; reload in the gateway: median ${durs.median} ms, p95 ${durs.p95} ms, max ${durs.max} ms`,
+    );
     console.log(`  extra p99: ${ms(busy.p99 - quiet.p99)} ms; max during reloads / quiet p99: ${(busy.max / quiet.p99).toFixed(1)}x (aim: ≤ 2x)`);
   } finally {
     gw.proc.kill("SIGTERM");

@@ -37,19 +37,21 @@ if (mode === "serve") {
   const lat: number[] = [];
   let count = 0;
   const end = performance.now() + seconds * 1000;
-  await Promise.all(sockets.map((ws) => new Promise<void>((done) => {
-    let sent = 0;
-    ws.onmessage = () => {
-      const now = performance.now();
-      count++;
-      if (lat.length < 2_000_000) lat.push(now - sent);
-      if (now >= end) return done();
-      sent = now;
+  await Promise.all(sockets.map((ws) =>
+    new Promise<void>((done) => {
+      let sent = 0;
+      ws.onmessage = () => {
+        const now = performance.now();
+        count++;
+        if (lat.length < 2_000_000) lat.push(now - sent);
+        if (now >= end) return done();
+        sent = now;
+        ws.send(payload);
+      };
+      sent = performance.now();
       ws.send(payload);
-    };
-    sent = performance.now();
-    ws.send(payload);
-  })));
+    })
+  ));
   lat.sort((x, y) => x - y);
   const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))] ?? 0;
   console.log(`${(count / seconds).toFixed(0)} ${q(0.5).toFixed(3)} ${q(0.99).toFixed(3)}`);

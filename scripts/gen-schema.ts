@@ -14,7 +14,9 @@ for (const [path, make] of targets) {
   let current = "";
   try {
     current = readFileSync(path, "utf8");
-  } catch {}
+  } catch {
+    // No file yet: everything is new.
+  }
   const next = make(current);
   if (process.argv.includes("--check")) {
     if (next !== current) {

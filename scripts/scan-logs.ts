@@ -188,7 +188,7 @@ for (const n of needles.values()) {
 function findIn(line: string): Needle | undefined {
   for (let i = 0; i + MIN_LENGTH <= line.length; i++) {
     const candidates = index.get(line.slice(i, i + MIN_LENGTH));
-    if (candidates) for (const n of candidates) if (line.startsWith(n.value, i)) return n;
+    if (candidates) { for (const n of candidates) if (line.startsWith(n.value, i)) return n; }
   }
   return undefined;
 }
@@ -209,7 +209,9 @@ for (const f of logFiles) {
     try {
       const e = (JSON.parse(line) as { event?: unknown }).event;
       if (typeof e === "string") event = ` (event ${JSON.stringify(e)})`;
-    } catch {}
+    } catch {
+      // Not a JSON line: reported without an event name.
+    }
     console.log(`${f}:${i + 1}: found ${n.kind} of ${n.owner}${event}`);
   });
 }

@@ -32,6 +32,11 @@ run_bun_tests() { # label, env..., -- paths...
   if [ "$rc" -ne 0 ]; then status=1; fi
 }
 
+step "format (deno fmt --check) and lint (deno lint): one style, settings in deno.json"
+if $BIN/deno fmt --check --quiet && $BIN/deno lint --quiet; then pass=$((pass + 1)); else
+  echo "run ./node_modules/.bin/deno fmt to format; deno lint names each problem"; fail=$((fail + 1)); status=1
+fi
+
 step "typecheck (tsc, Bun types)"
 if $BIN/tsc --noEmit -p tsconfig.json; then pass=$((pass + 1)); else fail=$((fail + 1)); status=1; fi
 

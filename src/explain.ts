@@ -9,7 +9,7 @@
 import { STATUS_PATH } from "./gateway.ts";
 import type { Snapshot } from "./config/compile.ts";
 import type { Config } from "./config/schema.ts";
-import { handlerPartsOf, type CompiledRoute } from "./handler.ts";
+import { type CompiledRoute, handlerPartsOf } from "./handler.ts";
 import { canMonitor } from "./monitoring/access.ts";
 import { HEALTH_PATH, LIVE_PATH, MONITORING_PREFIX, READY_PATH } from "./monitoring/health.ts";
 import { credentialSources, extractCredential } from "./plugins/apikeys/extract.ts";
@@ -78,12 +78,13 @@ const SECRETISH = /secret|token|passw|pwd|api[-_]?key|access[-_]?key|session|cre
 function credentialNames(config: Config): { headers: Set<string>; query: Set<string> } {
   const headers = new Set<string>();
   const query = new Set<string>(["access_key"]);
-  for (const r of config.routes)
+  for (const r of config.routes) {
     for (const p of r.plugins) {
       const s = credentialSources(p.config.extractors);
       s.headers.forEach((h) => headers.add(h));
       s.query.forEach((q) => query.add(q));
     }
+  }
   return { headers, query };
 }
 
@@ -113,7 +114,9 @@ function maskSearch(search: string, names: Names): string {
         let name = part.slice(0, eq);
         try {
           name = decodeURIComponent(name.replaceAll("+", " "));
-        } catch {}
+        } catch {
+          // A malformed escape cannot name a credential parameter: the name stays as written.
+        }
         return names.query.has(name) || SECRETISH.test(name) ? `${part.slice(0, eq)}=${MASK}` : part;
       })
       .join("&")
@@ -138,7 +141,18 @@ export async function explain(snapshot: Snapshot, recorder: ReturnType<typeof cr
   if (!parts) throw new Error("explain: the snapshot has no handler parts");
   const info: ConnInfo = { remoteAddress: r.from, secure: r.url.startsWith("https:") };
   const req = () => new Request(r.url, { method: r.method, headers: r.headers });
-  const out: Explanation = { request: { method: r.method, url: maskUrl(r.url, names), from: r.from }, route: null, endpoint: null, decisions: [], status: null, error: null, clientId: null, method: null, target: null, headers: null };
+  const out: Explanation = {
+    request: { method: r.method, url: maskUrl(r.url, names), from: r.from },
+    route: null,
+    endpoint: null,
+    decisions: [],
+    status: null,
+    error: null,
+    clientId: null,
+    method: null,
+    target: null,
+    headers: null,
+  };
   const ctx = createContext(req(), info, parts.trustedProxies, Date.now());
   const read = ctx.method === "GET" || ctx.method === "HEAD";
 
@@ -241,7 +255,13 @@ export function formatExplanation(e: Explanation): string {
   if (e.endpoint !== null) row("endpoint", `the gateway's own ${e.endpoint} endpoint answers (no route is consulted)`);
   else row("route", e.route ?? (e.status === 405 ? "none for this method (see Allow)" : "none matches"));
   for (const d of e.decisions) {
-    const what = d.decision === "allow" ? `allow (client id ${d.clientId})` : d.decision === "refuse" ? `refuse (${d.status} ${d.error})` : d.decision === "pass" ? "pass (no credential; the plugin is not mandatory)" : "not reached";
+    const what = d.decision === "allow"
+      ? `allow (client id ${d.clientId})`
+      : d.decision === "refuse"
+      ? `refuse (${d.status} ${d.error})`
+      : d.decision === "pass"
+      ? "pass (no credential; the plugin is not mandatory)"
+      : "not reached";
     row("plugin", `${d.plugin}: ${what}`);
   }
   row("client id", e.clientId ?? "none");

@@ -4,8 +4,8 @@ import { Hono } from "hono";
 import type { ConfigStore } from "./config/store.ts";
 import { errorResponse, GatewayError } from "./errors.ts";
 import { renderError } from "./handler.ts";
-import { createHealthEndpoints, Lifecycle, type HealthDeps } from "./monitoring/health.ts";
-import { metricsEndpoint, METRICS_PATH } from "./monitoring/metrics-endpoint.ts";
+import { createHealthEndpoints, type HealthDeps, Lifecycle } from "./monitoring/health.ts";
+import { METRICS_PATH, metricsEndpoint } from "./monitoring/metrics-endpoint.ts";
 import { observed, type RequestRecord } from "./monitoring/observe.ts";
 import { isLoopback } from "./net/cidr.ts";
 import { processHealth } from "./proxy/health.ts";
@@ -73,4 +73,3 @@ export function createGateway(
     return front(req, info, rec);
   }, perClient);
 }
-

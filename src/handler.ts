@@ -4,7 +4,7 @@ import { log } from "./log.ts";
 import type { AddressMatcher } from "./net/cidr.ts";
 import type { Access, AccessStage, RouteInfo } from "./plugins/types.ts";
 import { withoutCookies } from "./plugins/credentials.ts";
-import { removeQueryParams, type ForwardTarget } from "./proxy/forward.ts";
+import { type ForwardTarget, removeQueryParams } from "./proxy/forward.ts";
 import { timedBody } from "./proxy/stream.ts";
 import type { PickContext } from "./proxy/balance.ts";
 import { forwardWithFailover, type RetryPolicy } from "./proxy/retry.ts";
@@ -191,11 +191,12 @@ export function createHandler(parts: HandlerParts): (req: Request, info: ConnInf
         rec.path = ctx.path;
       }
       // (The OAuth sink answers a bad Host in its own RFC 6749 shape.)
-      for (const sink of sinks)
+      for (const sink of sinks) {
         if (sink.matches(ctx)) {
           if (rec !== undefined) rec.sink = true;
           return await sink.handle(ctx);
         }
+      }
       // Body framing the listener let through but a backend could read otherwise: 400 here.
       const declared = declaredLength(req.headers);
       // RFC 9112 §3.2: a request with more than one Host field (seen here joined by a comma) or an

@@ -2,18 +2,18 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { HELP, parseArgs, UsageError, VERSION, type CliOptions } from "./cli.ts";
+import { type CliOptions, HELP, parseArgs, UsageError, VERSION } from "./cli.ts";
 import { explainCommand } from "./cli/explain.ts";
 import { resolveStateDir } from "./config/compile.ts";
-import { compileParsed, loadParsed, loadSnapshot, type LoadOptions } from "./config/load.ts";
+import { compileParsed, type LoadOptions, loadParsed, loadSnapshot } from "./config/load.ts";
 import { configDigest, Reloader, setWorkerFactory } from "./config/reload.ts";
 import { ConfigStore } from "./config/store.ts";
 import { watchConfig } from "./config/watch.ts";
 import type { ParsedConfig } from "./config/parse.ts";
-import { ConfigError, formatProblem, type ConfigProblem } from "./errors.ts";
+import { ConfigError, type ConfigProblem, formatProblem } from "./errors.ts";
 import { toEpochMs } from "./plugins/apikeys/registry.ts";
 import { createGateway } from "./gateway.ts";
-import { keygenYaml, type GenAlg } from "./keys/generate.ts";
+import { type GenAlg, keygenYaml } from "./keys/generate.ts";
 import { createFailureGuardFor, type FailureGuardHandle } from "./limits/failures.ts";
 import { createQuotaEnforcer, type QuotaEnforcerHandle } from "./limits/quotas.ts";
 import { log } from "./log.ts";
@@ -24,7 +24,7 @@ import { processHealth } from "./proxy/health.ts";
 import { closeAllWebSockets } from "./proxy/websocket.ts";
 import { versionLine } from "./version.ts";
 import type { Runtime, ServerHandle } from "./runtime/types.ts";
-import { createAcme, startHttps, type HttpsService } from "./tls/https.ts";
+import { createAcme, type HttpsService, startHttps } from "./tls/https.ts";
 
 const out = (s: string) => process.stdout.write(s.endsWith("\n") ? s : s + "\n");
 const err = (s: string) => process.stderr.write(s.endsWith("\n") ? s : s + "\n");
@@ -54,10 +54,20 @@ function expiringSecrets(parsed: ParsedConfig, file: string, now: number): Confi
   };
   parsed.config.apikeys.forEach((k, i) => {
     const t = soon(k.validUntil);
-    if (t !== null) out.push({ file, ...parsed.locate(["apikeys", i, "validUntil"]), path: `apikeys[${i}].validUntil`, message: `this API key expires in ${inDaysHours(t - now)}`, severity: "warning" });
+    if (t !== null) {
+      out.push({ file, ...parsed.locate(["apikeys", i, "validUntil"]), path: `apikeys[${i}].validUntil`, message: `this API key expires in ${inDaysHours(t - now)}`, severity: "warning" });
+    }
     k.previousSecrets.forEach((p, j) => {
       const u = soon(p.validUntil);
-      if (u !== null) out.push({ file, ...parsed.locate(["apikeys", i, "previousSecrets", j, "validUntil"]), path: `apikeys[${i}].previousSecrets[${j}].validUntil`, message: `this previous secret stops working in ${inDaysHours(u - now)}`, severity: "warning" });
+      if (u !== null) {
+        out.push({
+          file,
+          ...parsed.locate(["apikeys", i, "previousSecrets", j, "validUntil"]),
+          path: `apikeys[${i}].previousSecrets[${j}].validUntil`,
+          message: `this previous secret stops working in ${inDaysHours(u - now)}`,
+          severity: "warning",
+        });
+      }
     });
   });
   return out;
@@ -131,7 +141,10 @@ async function serve(runtime: Runtime, opts: CliOptions): Promise<number> {
   // Created before the listeners: the HTTP listener answers its HTTP-01 challenges.
   const acme = createAcme(snapshot);
   let https: HttpsService | null = null;
-  const handler = createGateway(store, () => ({ runtime: runtime.name, version: VERSION, quotas: quotas.status(), ...(https ? { tls: https.status() } : {}) }), acme?.challenges ?? null, { lifecycle, store: () => quotas.status() });
+  const handler = createGateway(store, () => ({ runtime: runtime.name, version: VERSION, quotas: quotas.status(), ...(https ? { tls: https.status() } : {}) }), acme?.challenges ?? null, {
+    lifecycle,
+    store: () => quotas.status(),
+  });
   const listeners: ServerHandle[] = [];
   const http = await runtime.serve({ hostname: server.host, port: opts.port ?? server.port, handler, idleTimeoutSeconds: server.idleTimeout, maxRequestBodySize: server.maxRequestBodySize });
   listeners.push(http);

@@ -55,8 +55,12 @@ export const FailoverClientFields = {
     .min(0)
     .max(10)
     .default(1)
-    .describe("Retries after the first attempt (Otoroshi counts attempts). A call that could not connect is retried on another target for any method; one that failed after it was sent only for GET, HEAD, OPTIONS, PUT and DELETE without a body"),
-  retryInitialDelay: quantity(MILLISECONDS, 0, 60_000).default(50).describe("Milliseconds before the first retry that is not an immediate failover to another target; multiplied by backoffFactor for each next one"),
+    .describe(
+      "Retries after the first attempt (Otoroshi counts attempts). A call that could not connect is retried on another target for any method; one that failed after it was sent only for GET, HEAD, OPTIONS, PUT and DELETE without a body",
+    ),
+  retryInitialDelay: quantity(MILLISECONDS, 0, 60_000).default(50).describe(
+    "Milliseconds before the first retry that is not an immediate failover to another target; multiplied by backoffFactor for each next one",
+  ),
   backoffFactor: z.number().min(1).max(10).default(2).describe("Growth of the delay between retries"),
   connectionTimeout: quantity(MILLISECONDS, 1, 3_600_000)
     .default(10_000)

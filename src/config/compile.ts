@@ -3,14 +3,14 @@
 import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { ConfigError, type ConfigProblem } from "../errors.ts";
-import { createHandler, type CompiledRoute, type Sink } from "../handler.ts";
+import { type CompiledRoute, createHandler, type Sink } from "../handler.ts";
 import { createKeyring, importKeyPair, KeyImportError, type KeyPair, type Keyring } from "../keys/keyring.ts";
 import { generateKeyPairPem } from "../keys/generate.ts";
 import { loadOrCreateKeyPair, StateDirError } from "../keys/state.ts";
 import { log } from "../log.ts";
 import { metrics } from "../monitoring/metrics.ts";
 import type { RequestRecord } from "../monitoring/observe.ts";
-import { compileAddressMatcher, type AddressMatcher } from "../net/cidr.ts";
+import { type AddressMatcher, compileAddressMatcher } from "../net/cidr.ts";
 import { apikeysAssertedHeaders, createApikeysStage } from "../plugins/apikeys/index.ts";
 import { ApiKeyRegistry } from "../plugins/apikeys/registry.ts";
 import { createClientCredentialService } from "../plugins/client-credentials/index.ts";
@@ -23,8 +23,8 @@ import { LimiterRegistry, processLimiters, UpstreamBudget } from "../proxy/limit
 import { hostHeader, targetOrigin } from "../proxy/url.ts";
 import { Router } from "../router/router.ts";
 import type { ConnInfo, UpstreamFetch, UpstreamTls } from "../runtime/types.ts";
-import { pathToString, type ParsedConfig, type Path } from "./parse.ts";
-import { DEFAULT_SIGNING_KEY_PAIR, type Config } from "./schema.ts";
+import { type ParsedConfig, type Path, pathToString } from "./parse.ts";
+import { type Config, DEFAULT_SIGNING_KEY_PAIR } from "./schema.ts";
 
 export interface CompileDeps {
   upstreamFetch: (tls?: UpstreamTls) => UpstreamFetch;
@@ -63,14 +63,32 @@ export interface Snapshot {
 
 // RFC 7468 §4 labels: a key import message may name the label it found; any other text between
 // "BEGIN " and the dashes came from the file (a value: not quoted).
-const PEM_LABELS = new Set(["PRIVATE KEY", "ENCRYPTED PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "DSA PRIVATE KEY", "OPENSSH PRIVATE KEY", "PUBLIC KEY", "RSA PUBLIC KEY", "CERTIFICATE", "TRUSTED CERTIFICATE", "CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST", "X509 CRL", "PKCS7", "CMS", "EC PARAMETERS", "DH PARAMETERS"]);
+const PEM_LABELS = new Set([
+  "PRIVATE KEY",
+  "ENCRYPTED PRIVATE KEY",
+  "RSA PRIVATE KEY",
+  "EC PRIVATE KEY",
+  "DSA PRIVATE KEY",
+  "OPENSSH PRIVATE KEY",
+  "PUBLIC KEY",
+  "RSA PUBLIC KEY",
+  "CERTIFICATE",
+  "TRUSTED CERTIFICATE",
+  "CERTIFICATE REQUEST",
+  "NEW CERTIFICATE REQUEST",
+  "X509 CRL",
+  "PKCS7",
+  "CMS",
+  "EC PARAMETERS",
+  "DH PARAMETERS",
+]);
 function withoutPemLabel(message: string): string {
   return message.replace(/'BEGIN ([^']*)'/g, (whole, label: string) => (PEM_LABELS.has(label) ? whole : "'BEGIN …'"));
 }
 
 /** Why the start could not create files in dir (an errno code), or null when it could. */
 function unwritable(dir: string): string | null {
-  for (let d = dir; ; ) {
+  for (let d = dir;;) {
     try {
       if (!statSync(d).isDirectory()) return "ENOTDIR: not a directory";
       accessSync(d, constants.W_OK | constants.X_OK);
@@ -103,21 +121,21 @@ function importKeys(config: Config, parsed: ParsedConfig, file: string, stateDir
     }
   });
   const ccs = config.plugins.find((p) => p.plugin === "ClientCredentialService" && p.enabled);
-  const wantsDefault =
-    ccs !== undefined &&
+  const wantsDefault = ccs !== undefined &&
     (ccs.config.defaultKeyPair === DEFAULT_SIGNING_KEY_PAIR ||
       ccs.config.previousKeyPairs.includes(DEFAULT_SIGNING_KEY_PAIR) ||
       config.apikeys.some((a) => a.metadata["jwt-sign-keypair"] === DEFAULT_SIGNING_KEY_PAIR));
   if (wantsDefault && !config.keypairs.some((k) => k.id === DEFAULT_SIGNING_KEY_PAIR)) {
     try {
       const stored = join(stateDir, `${DEFAULT_SIGNING_KEY_PAIR}.key.pem`);
-      const generated =
-        dryRun && !existsSync(stored)
-          ? { pem: generateKeyPairPem("RS256").privateKeyPem, path: stored, created: false, unwritable: unwritable(stateDir) }
-          : loadOrCreateKeyPair(stateDir, DEFAULT_SIGNING_KEY_PAIR, "RS256");
+      const generated = dryRun && !existsSync(stored)
+        ? { pem: generateKeyPairPem("RS256").privateKeyPem, path: stored, created: false, unwritable: unwritable(stateDir) }
+        : loadOrCreateKeyPair(stateDir, DEFAULT_SIGNING_KEY_PAIR, "RS256");
       // `check` writes nothing, but says what the start would fail on.
       if ("unwritable" in generated && generated.unwritable) {
-        throw new StateDirError(`server.stateDir: cannot write the generated key pair ${DEFAULT_SIGNING_KEY_PAIR} there (${generated.unwritable}); set server.stateDir to a writable directory or declare the key pair under keypairs:`);
+        throw new StateDirError(
+          `server.stateDir: cannot write the generated key pair ${DEFAULT_SIGNING_KEY_PAIR} there (${generated.unwritable}); set server.stateDir to a writable directory or declare the key pair under keypairs:`,
+        );
       }
       const { pem, path, created } = generated;
       if (created) log("info", "keypair.generated", { id: DEFAULT_SIGNING_KEY_PAIR, path });
@@ -173,7 +191,7 @@ export function compileSnapshot(parsed: ParsedConfig, file: string, generation: 
   const fetchFor = (tls: UpstreamTls | undefined) => {
     const key = JSON.stringify(tls ?? null);
     let f = fetchers.get(key);
-    if (!f) fetchers.set(key, (f = deps.upstreamFetch(tls)));
+    if (!f) fetchers.set(key, f = deps.upstreamFetch(tls));
     return f;
   };
 

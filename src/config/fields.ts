@@ -116,16 +116,36 @@ export const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "not
 // asserts is removed from every incoming request on every route, so naming one of these would
 // break framing, routing or authentication for every call (RFC 9110 §7.6.1, RFC 9112 §6).
 const RESERVED_HEADERS = new Set([
-  "host", "content-length", "transfer-encoding", "content-type", "content-encoding", "connection", "keep-alive",
-  "proxy-connection", "te", "trailer", "upgrade", "expect", "authorization", "proxy-authorization", "cookie",
-  "forwarded", "x-real-ip", "accept-encoding", "user-agent", "traceparent", "tracestate", "x-request-id",
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "content-type",
+  "content-encoding",
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "upgrade",
+  "expect",
+  "authorization",
+  "proxy-authorization",
+  "cookie",
+  "forwarded",
+  "x-real-ip",
+  "accept-encoding",
+  "user-agent",
+  "traceparent",
+  "tracestate",
+  "x-request-id",
 ]);
 
 /** A header name the gateway sets for the backend (and so removes from every client request). */
 export const assertedHeaderName = headerName.superRefine((n, ctx) => {
   const lower = n.toLowerCase().replaceAll("_", "-");
-  if (RESERVED_HEADERS.has(lower) || lower.startsWith("x-forwarded-"))
+  if (RESERVED_HEADERS.has(lower) || lower.startsWith("x-forwarded-")) {
     ctx.addIssue({ code: "custom", message: "this header has a meaning of its own: the gateway removes the header it sets from every request, so choose a name of yours (e.g. X-Client-Id)" });
+  }
 });
 
 /** backend.root: a path prefix with a canonical form (routing and forwarding use that form). */

@@ -1,9 +1,9 @@
 // read → parse → validate → compile, as one function used at start, by `check` and by reloads.
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { ConfigError } from "../errors.ts";
-import { compileSnapshot, type CompileDeps, type Snapshot } from "./compile.ts";
-import { parseConfig, tooLarge, type ParsedConfig } from "./parse.ts";
-import { DEFAULT_MAX_CONFIG_SIZE, MAX_CONFIG_SIZE_LIMIT, type Config } from "./schema.ts";
+import { type CompileDeps, compileSnapshot, type Snapshot } from "./compile.ts";
+import { parseConfig, type ParsedConfig, tooLarge } from "./parse.ts";
+import { type Config, DEFAULT_MAX_CONFIG_SIZE, MAX_CONFIG_SIZE_LIMIT } from "./schema.ts";
 
 export interface LoadOptions extends CompileDeps {
   env: Readonly<Record<string, string | undefined>>;

@@ -115,7 +115,9 @@ export class ParseWorker {
     this.waitingUp = [];
     try {
       w.terminate();
-    } catch {}
+    } catch {
+      // Already gone: there is nothing left to stop.
+    }
     const error = new WorkerFailure(reason);
     for (const p of this.pending.values()) p.reject(error);
     this.pending.clear();
@@ -135,6 +137,8 @@ export class ParseWorker {
     this.up = false;
     try {
       w?.terminate();
-    } catch {}
+    } catch {
+      // Already gone: there is nothing left to stop.
+    }
   }
 }

@@ -7,10 +7,10 @@ import { ConfigError, type ConfigProblem } from "../errors.ts";
 import { withoutValue, zodProblems } from "./problems.ts";
 import { checkReferences } from "./references.ts";
 import { Config, MAX_CONFIG_SIZE_LIMIT } from "./schema.ts";
-import { substituteAll, type ParseEnv } from "./substitute.ts";
-import { Locator, parseYaml, pathToString, type Path } from "./yaml.ts";
+import { type ParseEnv, substituteAll } from "./substitute.ts";
+import { Locator, parseYaml, type Path, pathToString } from "./yaml.ts";
 
-export { pathToString, type ParseEnv, type Path };
+export { type ParseEnv, type Path, pathToString };
 
 export interface ParsedConfig {
   config: Config;

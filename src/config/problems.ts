@@ -3,7 +3,7 @@
 import type { z } from "zod";
 import type { ConfigProblem } from "../errors.ts";
 import { Config } from "./schema.ts";
-import { pathToString, showableKey, type Locator, type Path } from "./yaml.ts";
+import { type Locator, type Path, pathToString, showableKey } from "./yaml.ts";
 
 function similar(a: string, b: string): number {
   // Levenshtein distance, small strings only.
@@ -11,8 +11,9 @@ function similar(a: string, b: string): number {
     n = b.length;
   const d = Array.from({ length: m + 1 }, (_, i) => [i, ...Array(n).fill(0)] as number[]);
   for (let j = 1; j <= n; j++) d[0][j] = j;
-  for (let i = 1; i <= m; i++)
+  for (let i = 1; i <= m; i++) {
     for (let j = 1; j <= n; j++) d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
+  }
   return d[m][n];
 }
 
@@ -84,7 +85,7 @@ export function zodProblems(error: z.ZodError, value: unknown, file: string, loc
     if (issue.code === "unrecognized_keys") {
       const at = JSON.stringify(path);
       let known = allowedAt.get(at);
-      if (!known) allowedAt.set(at, (known = allowedKeys(value, path)));
+      if (!known) allowedAt.set(at, known = allowedKeys(value, path));
       for (const k of issue.keys) {
         const at = { file, ...loc.locate([...path, k], true), path: pathToString([...path, k]) };
         if (!showableKey(k)) {
@@ -107,7 +108,9 @@ export function zodProblems(error: z.ZodError, value: unknown, file: string, loc
     for (const p of parent) holder = (holder as Record<string | number, unknown> | null)?.[p as never];
     const present = holder !== null && typeof holder === "object" && last !== undefined && (last as never) in (holder as object);
     if (issue.code === "invalid_type" && !present && last !== undefined) message = `missing required key "${last}"`;
-    if ((issue.code === "invalid_union" || issue.code === "invalid_format") && last === "validUntil") message = "expected epoch milliseconds or an ISO 8601 date-time with offset (e.g. 2027-01-31T00:00:00Z)";
+    if ((issue.code === "invalid_union" || issue.code === "invalid_format") && last === "validUntil") {
+      message = "expected epoch milliseconds or an ISO 8601 date-time with offset (e.g. 2027-01-31T00:00:00Z)";
+    }
     const here = present ? (holder as Record<string | number, unknown>)[last as never] : undefined;
     // zod's own messages never quote the input; a custom one may come from a validator elsewhere.
     out.push({ file, ...loc.locate(path), path: pathToString(path), message: issue.code === "custom" ? withoutValue(message, here) : message });

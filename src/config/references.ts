@@ -2,7 +2,7 @@
 // settings that would fail at run time. Messages name paths, never values from the file.
 import { parseCertificateChain } from "../keys/cert.ts";
 import { domainKey, parseDomain } from "../router/domain.ts";
-import { DEFAULT_SIGNING_KEY_PAIR, type Config } from "./schema.ts";
+import { type Config, DEFAULT_SIGNING_KEY_PAIR } from "./schema.ts";
 import type { Path } from "./parse.ts";
 
 export interface ReferenceProblem {
@@ -137,14 +137,17 @@ export function checkReferences(c: Config): ReferenceProblem[] {
       const at: Path = ["routes", i, "backend", "targets", j, "tlsConfig"];
       if (!t.tlsConfig) return;
       if (!t.tls) out.push({ path: at, severity: "warning", message: "tlsConfig is ignored: this target is called over plain HTTP (tls: false)" });
-      if (t.tlsConfig.ca !== undefined && caProblem(t.tlsConfig.ca)) out.push({ path: [...at, "ca"], message: "expected one or more PEM certificates (-----BEGIN CERTIFICATE----- blocks); every call to this target would fail" });
+      if (t.tlsConfig.ca !== undefined && caProblem(t.tlsConfig.ca)) {
+        out.push({ path: [...at, "ca"], message: "expected one or more PEM certificates (-----BEGIN CERTIFICATE----- blocks); every call to this target would fail" });
+      }
     });
     // One route able to fill the process-wide budget could starve every other route.
     if (r.enabled && r.backend.client.maxConnections * r.backend.targets.length >= c.server.maxUpstreamRequests) {
       out.push({
         path: ["routes", i, "backend", "client", "maxConnections"],
         severity: "warning",
-        message: "maxConnections × the number of targets reaches server.maxUpstreamRequests: this route alone could hold every backend call the gateway allows and starve the other routes; lower it or raise server.maxUpstreamRequests",
+        message:
+          "maxConnections × the number of targets reaches server.maxUpstreamRequests: this route alone could hold every backend call the gateway allows and starve the other routes; lower it or raise server.maxUpstreamRequests",
       });
     }
   });

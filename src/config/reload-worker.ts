@@ -22,23 +22,23 @@ export type Positions = Record<string, { line: number; column: number }>;
 
 export type ParseReply =
   | {
-      id: number;
-      ok: true;
-      /**
-       * The validated config as JSON. A config is plain data (strings, finite numbers, booleans,
-       * null, arrays, objects: what YAML's toJS and the schema produce; no undefined values), so
-       * JSON carries it exactly (only a -0 arrives as 0, equal in every use), and its JSON.parse
-       * (~7–10 ms at 10,000 keys) blocks the main thread far less than a structured clone
-       * (~50 ms for structuredClone of the same config).
-       */
-      json: string;
-      /** sha-256 hex of `json`: configDigest of the config, computed here rather than on the main thread. */
-      digest: string;
-      sha256: string;
-      files: string[];
-      warnings: ConfigProblem[];
-      positions: Positions;
-    }
+    id: number;
+    ok: true;
+    /**
+     * The validated config as JSON. A config is plain data (strings, finite numbers, booleans,
+     * null, arrays, objects: what YAML's toJS and the schema produce; no undefined values), so
+     * JSON carries it exactly (only a -0 arrives as 0, equal in every use), and its JSON.parse
+     * (~7–10 ms at 10,000 keys) blocks the main thread far less than a structured clone
+     * (~50 ms for structuredClone of the same config).
+     */
+    json: string;
+    /** sha-256 hex of `json`: configDigest of the config, computed here rather than on the main thread. */
+    digest: string;
+    sha256: string;
+    files: string[];
+    warnings: ConfigProblem[];
+    positions: Positions;
+  }
   | { id: number; ok: false; problems: ConfigProblem[] }
   /** An error that is not a config problem (a bug): its name only, its message may quote the file. */
   | { id: number; ok: false; unexpected: string };

@@ -8,11 +8,11 @@
 import { metrics } from "../monitoring/metrics.ts";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { ConfigError, formatProblem, type ConfigProblem } from "../errors.ts";
+import { ConfigError, type ConfigProblem, formatProblem } from "../errors.ts";
 import { log } from "../log.ts";
 import type { Snapshot } from "./compile.ts";
-import { compileParsedYielding, readConfigBytes, tick, type LoadOptions } from "./load.ts";
-import { sha256Hex, type ParsedConfig, type Path } from "./parse.ts";
+import { compileParsedYielding, type LoadOptions, readConfigBytes, tick } from "./load.ts";
+import { type ParsedConfig, type Path, sha256Hex } from "./parse.ts";
 import { ParseWorker, WorkerFailure } from "./parse-worker.ts";
 import type { ParseReply } from "./reload-worker.ts";
 import type { ConfigStore } from "./store.ts";
@@ -20,7 +20,6 @@ import type { ConfigStore } from "./store.ts";
 export { setWorkerFactory, type WorkerFactory } from "./parse-worker.ts";
 
 export type ReloadOutcome = "applied" | "unchanged" | "rejected" | "superseded";
-
 
 /** Digest of the effective config (after ${…} substitution), to skip no-op reloads. */
 export function configDigest(config: unknown): string {
@@ -208,8 +207,7 @@ export class Reloader {
       this.onApplied?.(snapshot.files);
       return "applied";
     } catch (e) {
-      const problems: ConfigProblem[] =
-        e instanceof ConfigError ? e.problems : [{ file: this.file, line: 1, column: 1, path: "", message: `unexpected error: ${(e as Error).message}` }];
+      const problems: ConfigProblem[] = e instanceof ConfigError ? e.problems : [{ file: this.file, line: 1, column: 1, path: "", message: `unexpected error: ${(e as Error).message}` }];
       const reported = problems.length > MAX_REPORTED_PROBLEMS ? [...problems.slice(0, MAX_REPORTED_PROBLEMS), moreProblems(this.file, problems.length - MAX_REPORTED_PROBLEMS)] : problems;
       this.store.reject(reported, seq, new Date(this.opts.clock()).toISOString());
       metrics.reloaded(false);

@@ -5,81 +5,17 @@
 import { z } from "zod";
 import { FailoverClientFields, HealthCheck, LoadBalancing } from "./backend-schema.ts";
 import { Acme } from "./acme-schema.ts";
-import { assertedHeaderName, backendRoot, BYTES, CALLS, cidr, domain, headerName, hostname, MILLISECONDS, quantity, redisUrl, SECONDS, storedSecret } from "./fields.ts";
+import { ApikeysConfig } from "./apikeys-schema.ts";
+import { backendRoot, BYTES, CALLS, cidr, domain, hostname, MILLISECONDS, quantity, redisUrl, SECONDS, storedSecret } from "./fields.ts";
 import { AccessLog, Monitoring } from "./monitoring-schema.ts";
 
-const name = (what: string) =>
-  z.string().min(1, `${what} must not be empty`).regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, `${what} may contain letters, digits, '.', '_', ':' and '-' only`);
+const name = (what: string) => z.string().min(1, `${what} must not be empty`).regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, `${what} may contain letters, digits, '.', '_', ':' and '-' only`);
 
 /** Epoch milliseconds (as Otoroshi stores them) or an ISO 8601 date-time with offset. */
 export const Instant = z.union([
   z.number().int().nonnegative().describe("epoch milliseconds"),
   z.iso.datetime({ offset: true }).describe("ISO 8601 date-time"),
 ]);
-
-/** null disables that source. */
-const sourceName = z.string().min(1).nullable();
-
-// ---------------------------------------------------------------- plugins: Apikeys
-
-const ExtractorBase = { enabled: z.boolean().default(true).describe("Use this extractor") };
-
-export const ApikeysConfig = z
-  .strictObject({
-    extractors: z
-      .strictObject({
-        clientId: z
-          .strictObject({
-            ...ExtractorBase,
-            headerName: headerName.nullable().default("x-api-key").describe("Header carrying the client id; null: none"),
-            queryName: sourceName.default("x-api-key").describe("Query parameter; null: none"),
-            cookieName: sourceName.default("x-api-key").describe("Cookie; null: none"),
-          })
-          .prefault({})
-          .describe("client id only (keys with allowClientIdOnly)"),
-        customHeaders: z
-          .strictObject({
-            ...ExtractorBase,
-            clientIdHeaderName: headerName.default("Otoroshi-Client-Id").describe("Header carrying the client id"),
-            clientSecretHeaderName: headerName.default("Otoroshi-Client-Secret").describe("Header carrying the client secret"),
-          })
-          .prefault({})
-          .describe("client id and secret in two headers"),
-        jwt: z
-          .strictObject({
-            ...ExtractorBase,
-            headerName: headerName.nullable().default("Otoroshi-Token").describe("Header carrying the token (besides Authorization: Bearer); null: none"),
-            queryName: sourceName.default("bearer_auth").describe("Query parameter; null: none"),
-            cookieName: sourceName.default("access_token").describe("Cookie; null: none"),
-          })
-          .prefault({})
-          .describe("access tokens issued by this gateway's ClientCredentialService"),
-        basic: z
-          .strictObject({
-            ...ExtractorBase,
-            headerName: headerName.nullable().default("Otoroshi-Authorization").describe("Header carrying Basic credentials (besides Authorization: Basic); null: none"),
-            queryName: sourceName.default("basic_auth").describe("Query parameter with base64 id:secret; null: none"),
-            cookieName: sourceName.default("basic_auth").describe("Cookie with base64 id:secret; null: none"),
-          })
-          .prefault({})
-          .describe("HTTP Basic (RFC 7617), standard or URL-safe base64, scheme case-insensitive"),
-        otoBearer: z
-          .strictObject({
-            ...ExtractorBase,
-            headerName: headerName.nullable().default("Otoroshi-Token").describe("Header carrying the bearer (besides Authorization: Bearer); null: none"),
-            queryName: sourceName.default("bearer_auth").describe("Query parameter; null: none"),
-            cookieName: sourceName.default("bearer").describe("Cookie; null: none"),
-          })
-          .prefault({})
-          .describe("otoapk_<clientId>_<hmac> bearers"),
-      })
-      .prefault({})
-      .describe("Where credentials are read from; detection order: clientId, customHeaders, jwt, basic, otoBearer"),
-    mandatory: z.boolean().default(true).describe("false: requests without credentials pass (a presented credential is still checked)."),
-    wipeBackendRequest: z.boolean().default(true).describe("Remove every credential source of the enabled extractors (headers, query parameters, cookies) before calling the backend; a gateway JWT is forwarded in Authorization."),
-    clientIdHeaderName: assertedHeaderName.nullable().default("Otoroshi-Authenticated-Client-Id").describe("Header telling the backend which client called; set by the gateway only. null: none."),
-  })
-  .prefault({});
 
 const PluginBase = {
   enabled: z.boolean().default(true).describe("false: the plugin is ignored"),
@@ -95,9 +31,11 @@ export const RoutePlugin = z.discriminatedUnion(
 
 export const ClientCredentialConfig = z
   .strictObject({
-    domain: z.string().min(1).default("*").describe("Regex on the request host (anchored, case-insensitive); \"*\" = any host."),
+    domain: z.string().min(1).default("*").describe('Regex on the request host (anchored, case-insensitive); "*" = any host.'),
     expiration: quantity(MILLISECONDS, 1000, 366 * 24 * 3600 * 1000).default(3_600_000).describe("Token lifetime in milliseconds."),
-    defaultKeyPair: name("defaultKeyPair").default("otoroshi-jwt-signing").describe("Key pair signing tokens of keys without a jwt-sign-keypair; otoroshi-jwt-signing is generated on first start when not declared"),
+    defaultKeyPair: name("defaultKeyPair").default("otoroshi-jwt-signing").describe(
+      "Key pair signing tokens of keys without a jwt-sign-keypair; otoroshi-jwt-signing is generated on first start when not declared",
+    ),
     secure: z.boolean().default(true).describe("true: the endpoints answer only over https (or X-Forwarded-Proto: https from a trusted proxy)."),
     issuer: z.url({ protocol: /^https?$/ }).optional().describe("Token issuer; default: the request's scheme and host, as Otoroshi does."),
     previousKeyPairs: z
@@ -111,7 +49,11 @@ export const ClientCredentialConfig = z
 
 export const GlobalPlugin = z.discriminatedUnion(
   "plugin",
-  [z.strictObject({ plugin: z.literal("ClientCredentialService").describe("OAuth2 client credentials: token, introspection, JWKS and metadata endpoints"), ...PluginBase, config: ClientCredentialConfig.describe("ClientCredentialService settings") })],
+  [z.strictObject({
+    plugin: z.literal("ClientCredentialService").describe("OAuth2 client credentials: token, introspection, JWKS and metadata endpoints"),
+    ...PluginBase,
+    config: ClientCredentialConfig.describe("ClientCredentialService settings"),
+  })],
   { error: (iss) => (iss.code === "invalid_union" ? 'unknown global plugin (known: "ClientCredentialService")' : undefined) },
 );
 
@@ -146,7 +88,9 @@ export const Route = z.strictObject({
     domains: z
       .array(domain)
       .min(1, "a route needs at least one domain")
-      .describe('"host" or "host/path" as in Otoroshi; "*.example.com" matches any subdomain; "*" matches any host, after every more specific domain. Hosts match case-insensitively, whatever the port; paths match whole segments'),
+      .describe(
+        '"host" or "host/path" as in Otoroshi; "*.example.com" matches any subdomain; "*" matches any host, after every more specific domain. Hosts match case-insensitively, whatever the port; paths match whole segments',
+      ),
     methods: z.array(method).optional().describe("Allowed methods; empty or absent: any."),
     stripPath: z.boolean().default(true).describe("Remove the matched path prefix before calling the backend."),
     maxBodySize: quantity(BYTES, 0).optional().describe("Largest request body on this route, bytes (413 beyond). Default: server.maxRequestBodySize"),
@@ -196,15 +140,17 @@ export const ApiKey = z.strictObject({
     .min(1)
     .regex(/^[^\s:]+$/, "clientId may not contain ':' or whitespace (HTTP Basic splits on ':')")
     .describe("The API key's id; also the OAuth2 client_id"),
-  clientSecret: storedSecret.describe("Plain text, or \"sha256:<hex>\" for generated high-entropy secrets."),
+  clientSecret: storedSecret.describe('Plain text, or "sha256:<hex>" for generated high-entropy secrets.'),
   clientName: z.string().optional().describe("Defaults to clientId"),
   description: z.string().optional().describe("Free text"),
   enabled: z.boolean().default(true).describe("false: every call and token of this key is refused"),
-  authorizedEntities: z.array(z.string().regex(/^(route|group)_.+$/, 'expected "route_<routeId>" or "group_<groupId>"')).default(["group_default"]).describe("\"route_<routeId>\" or \"group_<groupId>\"."),
+  authorizedEntities: z.array(z.string().regex(/^(route|group)_.+$/, 'expected "route_<routeId>" or "group_<groupId>"')).default(["group_default"]).describe('"route_<routeId>" or "group_<groupId>".'),
   allowClientIdOnly: z.boolean().default(false).describe("Accept the client id alone (x-api-key) for this key."),
   readOnly: z.boolean().default(false).describe("Only GET, HEAD and OPTIONS calls are allowed."),
   validUntil: Instant.nullable().optional().describe("The key is refused from then on (epoch ms or ISO 8601)"),
-  metadata: z.record(z.string(), z.string()).default({}).describe('String map; "jwt-sign-keypair" names the key pair signing this key\'s tokens, "scope" lists its allowed OAuth scopes (space separated)'),
+  metadata: z.record(z.string(), z.string()).default({}).describe(
+    'String map; "jwt-sign-keypair" names the key pair signing this key\'s tokens, "scope" lists its allowed OAuth scopes (space separated)',
+  ),
   tags: z.array(z.string()).default([]).describe("Free-form labels"),
   throttlingQuota: quantity(CALLS, 1).optional().describe("Calls per second (whole UTC seconds)."),
   dailyQuota: quantity(CALLS, 1).optional().describe("Calls per UTC day."),
@@ -247,12 +193,14 @@ export const Server = z
     stateDir: z.string().min(1).optional().describe("Where generated key pairs, counters and ACME accounts and certificates are kept. Default: the config file's directory."),
     idleTimeout: quantity(SECONDS, 1, 255).default(30).describe("Seconds a keep-alive connection may stay idle."),
     maxRequestBodySize: quantity(BYTES, 1024).default(1024 * 1024 * 1024).describe("Largest request body accepted on routes, bytes."),
-    store: redisUrl.optional().describe("Where quota counters live: absent = in memory, persisted to stateDir; \"redis://host:port[/db]\" = shared."),
-    storeUnavailable: z.enum(["open", "closed"]).default("open").describe("When the shared store is unreachable: \"open\" keeps serving without quotas, \"closed\" answers 503."),
+    store: redisUrl.optional().describe('Where quota counters live: absent = in memory, persisted to stateDir; "redis://host:port[/db]" = shared.'),
+    storeUnavailable: z.enum(["open", "closed"]).default("open").describe('When the shared store is unreachable: "open" keeps serving without quotas, "closed" answers 503.'),
     countersFlushInterval: quantity(MILLISECONDS, 100, 3_600_000).default(5_000).describe("Milliseconds between writes of in-memory quota counters to stateDir."),
     maxConfigSize: quantity(BYTES, 1024, MAX_CONFIG_SIZE_LIMIT)
       .default(DEFAULT_MAX_CONFIG_SIZE)
-      .describe("Largest config file, bytes; a larger one is refused before it is parsed. Reloads use the running value; at start, a value above the default must be written in block style (`server:` then `  maxConfigSize: N`) so it is found before the parse."),
+      .describe(
+        "Largest config file, bytes; a larger one is refused before it is parsed. Reloads use the running value; at start, a value above the default must be written in block style (`server:` then `  maxConfigSize: N`) so it is found before the parse.",
+      ),
     maxUpstreamRequests: quantity(CALLS, 1, 65_535)
       .default(4096)
       .describe("Calls to backends in flight at once over all routes; beyond: 503 ERR_UPSTREAM_BUSY at once. Keep it above any one route's maxConnections × targets"),
@@ -267,7 +215,9 @@ export const Server = z
     accessLog: AccessLog,
     shutdownDelay: quantity(MILLISECONDS, 0, 600_000)
       .default(0)
-      .describe("Milliseconds between SIGTERM and closing the listeners: /.well-known/otoroshi/monitoring/ready answers 503 at once while requests are still served, so a load balancer stops sending new ones; then in-flight requests drain"),
+      .describe(
+        "Milliseconds between SIGTERM and closing the listeners: /.well-known/otoroshi/monitoring/ready answers 503 at once while requests are still served, so a load balancer stops sending new ones; then in-flight requests drain",
+      ),
   })
   .prefault({})
   .describe("Listeners and process-wide settings; read at start (a change needs a restart)");

@@ -3,9 +3,9 @@
 // value is written on one line) and never names it: a value with "${" in it may be a secret.
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { isMap, isPair, isScalar, isSeq, type Document } from "yaml";
+import { type Document, isMap, isPair, isScalar, isSeq } from "yaml";
 import type { ConfigProblem } from "../errors.ts";
-import { pathToString, type Locator } from "./yaml.ts";
+import { type Locator, pathToString } from "./yaml.ts";
 
 export interface ParseEnv {
   env: Readonly<Record<string, string | undefined>>;

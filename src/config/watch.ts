@@ -8,9 +8,9 @@
 // fs.watch misses (network filesystems, a watcher that died, a directory created later).
 // Spurious triggers are cheap: the reload pipeline hashes the content and skips no-ops.
 
-import { realpathSync, statSync, watch, type FSWatcher } from "node:fs";
+import { type FSWatcher, realpathSync, statSync, watch } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
-import { setInterval, clearInterval, setTimeout, clearTimeout } from "node:timers";
+import { clearInterval, clearTimeout, setInterval, setTimeout } from "node:timers";
 import { log } from "../log.ts";
 
 export interface WatchOptions {

@@ -6,7 +6,7 @@
 // - Problem messages never quote the file: the library's messages may echo source text (an
 //   invalid escape echoes what follows the backslash, often a secret), so only messages known
 //   to be fixed text pass through; any other gets a fixed message for its error code.
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair, type YAMLError, type YAMLMap } from "yaml";
+import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, type Pair, parseDocument, type YAMLError, type YAMLMap } from "yaml";
 import type { ConfigProblem } from "../errors.ts";
 
 export type Path = readonly (string | number)[];

@@ -31,9 +31,7 @@ export function parseCertificateChain(pem: string): ParsedCertificate {
   if (!blocks) {
     const label = /-----BEGIN ([A-Z0-9 ]+)-----/.exec(String(pem))?.[1];
     throw new KeyImportError(
-      label
-        ? `not a PEM certificate (found 'BEGIN ${label}', expected 'BEGIN CERTIFICATE')`
-        : "not a PEM certificate (no '-----BEGIN CERTIFICATE-----' line found)",
+      label ? `not a PEM certificate (found 'BEGIN ${label}', expected 'BEGIN CERTIFICATE')` : "not a PEM certificate (no '-----BEGIN CERTIFICATE-----' line found)",
     );
   }
   const chain = blocks.map((block, i) => {

@@ -59,7 +59,7 @@ export function signJwt(kp: KeyPair, payload: Record<string, unknown>, header?: 
   let h: string;
   if (header === undefined) {
     h = defaultHeaders.get(kp) ?? "";
-    if (!h) defaultHeaders.set(kp, (h = b64url(JSON.stringify({ alg: kp.alg, typ: "at+jwt", kid: kp.id }))));
+    if (!h) defaultHeaders.set(kp, h = b64url(JSON.stringify({ alg: kp.alg, typ: "at+jwt", kid: kp.id })));
   } else {
     // alg and kid always come from the key: a header that said otherwise would make a token
     // no verifier accepts. RFC 9068 §2.1: access tokens say typ "at+jwt"; typ: undefined omits it.

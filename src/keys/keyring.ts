@@ -126,10 +126,8 @@ function algFor(key: KeyObject): JwsAlg {
   throw unsupportedType(type ?? "unknown");
 }
 
-const unsupportedCurve = (curve: string) =>
-  new KeyImportError(`unsupported EC curve ${curve}; use P-256, P-384 or P-521 (RFC 7518 §3.4)`);
-const unsupportedType = (type: string) =>
-  new KeyImportError(`unsupported key type ${type}; use RSA (2048 bits or more), EC (P-256, P-384, P-521) or Ed25519`);
+const unsupportedCurve = (curve: string) => new KeyImportError(`unsupported EC curve ${curve}; use P-256, P-384 or P-521 (RFC 7518 §3.4)`);
+const unsupportedType = (type: string) => new KeyImportError(`unsupported key type ${type}; use RSA (2048 bits or more), EC (P-256, P-384, P-521) or Ed25519`);
 
 // BoringSSL-based runtimes cannot even parse some key types that OpenSSL reads; name them from
 // the algorithm or curve OID in the DER so every runtime gives the same, useful message.

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { pid } from "node:process";
 import { generateKeyPairPem } from "./generate.ts";
 import type { GenAlg } from "./generate.ts";
-import { KeyImportError, importKeyPair } from "./keyring.ts";
+import { importKeyPair, KeyImportError } from "./keyring.ts";
 
 export class StateDirError extends Error {
   override name = "StateDirError";

@@ -8,7 +8,7 @@ import { GatewayError } from "../errors.ts";
 import { log } from "../log.ts";
 import type { ApiKeyRecord } from "../plugins/apikeys/registry.ts";
 import type { QuotaEnforcer } from "../plugins/types.ts";
-import { createMemoryStore, type ConsumeOutcome, type CounterStore, type WindowName, type WindowSlot } from "./counter-store.ts";
+import { type ConsumeOutcome, type CounterStore, createMemoryStore, type WindowName, type WindowSlot } from "./counter-store.ts";
 import { createRedisStore } from "./redis.ts";
 
 export interface QuotaStatus {
@@ -91,8 +91,8 @@ function quotaHeaders(slots: readonly Slot[], counts: readonly number[], now: nu
 }
 
 export function createQuotaEnforcer(opts: QuotaOptions, injected?: CounterStore): QuotaEnforcerHandle {
-  const store: CounterStore =
-    injected ?? (opts.store ? createRedisStore(opts.store, { timeoutMs: opts.timeoutMs ?? 500 }) : createMemoryStore({ stateDir: opts.stateDir, flushIntervalMs: opts.flushIntervalMs }));
+  const store: CounterStore = injected ??
+    (opts.store ? createRedisStore(opts.store, { timeoutMs: opts.timeoutMs ?? 500 }) : createMemoryStore({ stateDir: opts.stateDir, flushIntervalMs: opts.flushIntervalMs }));
   let lastLog = -Infinity;
   let suppressed = 0;
   let failing = false;

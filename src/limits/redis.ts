@@ -3,7 +3,7 @@
 // sharing a Redis stay exact: Redis runs a script atomically (EVAL, "Atomicity of scripts").
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { isIP, connect as netConnect, type Socket } from "node:net";
+import { connect as netConnect, isIP, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import type { ConsumeOutcome, CounterStore, WindowSlot } from "./counter-store.ts";
 
@@ -60,9 +60,12 @@ export function parseReply(b: Buffer, i: number): [Reply, number] | undefined {
   if (eol < 0) return undefined;
   const line = b.toString("utf8", i + 1, eol);
   switch (b[i]) {
-    case 0x2b: return [line, eol + 2]; // + simple string
-    case 0x2d: return [new RedisError(line), eol + 2]; // - error
-    case 0x3a: return [Number(line), eol + 2]; // : integer
+    case 0x2b:
+      return [line, eol + 2]; // + simple string
+    case 0x2d:
+      return [new RedisError(line), eol + 2]; // - error
+    case 0x3a:
+      return [Number(line), eol + 2]; // : integer
     case 0x24: { // $ bulk string
       const n = Number(line);
       if (n < 0) return [null, eol + 2];
@@ -82,7 +85,8 @@ export function parseReply(b: Buffer, i: number): [Reply, number] | undefined {
       }
       return [items, p];
     }
-    default: throw new Error(`RESP protocol error: unexpected byte 0x${(b[i] ?? 0).toString(16)}`);
+    default:
+      throw new Error(`RESP protocol error: unexpected byte 0x${(b[i] ?? 0).toString(16)}`);
   }
 }
 
@@ -260,7 +264,7 @@ const shas = new Map<string, string>();
  * it yet (a first call, or after SCRIPT FLUSH). */
 export async function runScript(client: RedisClient, script: string, keys: readonly string[], argv: readonly string[]): Promise<Reply> {
   let sha = shas.get(script);
-  if (sha === undefined) shas.set(script, (sha = createHash("sha1").update(script).digest("hex")));
+  if (sha === undefined) shas.set(script, sha = createHash("sha1").update(script).digest("hex"));
   const rest = [String(keys.length), ...keys, ...argv];
   try {
     return await client.command(["EVALSHA", sha, ...rest]);

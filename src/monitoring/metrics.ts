@@ -60,7 +60,7 @@ export const metrics = {
   /** The counters of a route (or of UNMATCHED, OAUTH, INTERNAL); compile time, not per request. */
   route(id: string): RouteMetrics {
     let r = routes.get(id);
-    if (r === undefined) routes.set(id, (r = new RouteMetrics(id)));
+    if (r === undefined) routes.set(id, r = new RouteMetrics(id));
     return r;
   },
   started(): void {
@@ -116,9 +116,11 @@ export function renderMetrics(store: ConfigStore): string {
   const o = new Out();
   const all = [...routes.values()];
   o.family("otoroshi_requests_total", "counter", "Requests answered, by route id (_unmatched: no route; _oauth: OAuth endpoints; _internal: the gateway's own endpoints), method and status.");
-  for (const r of all) r.requests.forEach((byStatus, i) => {
-    for (const [status, n] of byStatus) o.sample("otoroshi_requests_total", [["route", r.route], ["method", METHOD_LABELS[i]!], ["status", String(status)]], n);
-  });
+  for (const r of all) {
+    r.requests.forEach((byStatus, i) => {
+      for (const [status, n] of byStatus) o.sample("otoroshi_requests_total", [["route", r.route], ["method", METHOD_LABELS[i]!], ["status", String(status)]], n);
+    });
+  }
   o.family("otoroshi_request_duration_seconds", "histogram", "Time from the request's arrival to the end of its response, by route.");
   for (const r of all) {
     if (r.count === 0) continue;

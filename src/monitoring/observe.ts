@@ -7,7 +7,7 @@ import { scrub } from "../log.ts";
 import { splitUrl } from "../request.ts";
 import type { ConnInfo } from "../runtime/types.ts";
 import { accessLogOn, writeAccessLine } from "./access-log.ts";
-import { INTERNAL, metrics, OAUTH, UNMATCHED, type RouteMetrics } from "./metrics.ts";
+import { INTERNAL, metrics, OAUTH, type RouteMetrics, UNMATCHED } from "./metrics.ts";
 import { requestIdFor } from "./request-id.ts";
 import { watchedBody } from "../proxy/watched-body.ts";
 
@@ -55,7 +55,14 @@ const AUTH: Record<string, string> = {
   ERR_FORBIDDEN: "read_only",
   ERR_TOO_MANY_FAILURES: "locked_out",
 };
-const UPSTREAM: Record<string, string> = { ERR_UPSTREAM_REFUSED: "refused", ERR_UPSTREAM_TIMEOUT: "timeout", ERR_UPSTREAM_ERROR: "error", ERR_UPSTREAM_BUSY: "busy", ERR_NO_TARGET: "no_target", ERR_NO_HEALTHY_TARGET: "no_healthy_target" };
+const UPSTREAM: Record<string, string> = {
+  ERR_UPSTREAM_REFUSED: "refused",
+  ERR_UPSTREAM_TIMEOUT: "timeout",
+  ERR_UPSTREAM_ERROR: "error",
+  ERR_UPSTREAM_BUSY: "busy",
+  ERR_NO_TARGET: "no_target",
+  ERR_NO_HEALTHY_TARGET: "no_healthy_target",
+};
 const QUOTA: Record<string, string> = { ERR_QUOTA_EXCEEDED: "quota", ERR_TOO_MANY_FAILURES: "failed_auth" };
 
 const DECIMAL = /^\d{1,15}$/;
@@ -191,4 +198,3 @@ export function observed(inner: ObservedHandler, perClient: () => boolean): (req
     return new Response(watchedBody(body, end), { status, statusText: res.statusText, headers: res.headers });
   };
 }
-

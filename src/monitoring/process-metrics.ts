@@ -16,8 +16,7 @@ function openFds(): number | null {
 
 export function processMetrics(): string {
   const cpu = process.cpuUsage();
-  let text =
-    "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\n" +
+  let text = "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\n" +
     `process_cpu_seconds_total ${(cpu.user + cpu.system) / 1e6}\n` +
     "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\n" +
     `process_resident_memory_bytes ${process.memoryUsage().rss}\n` +

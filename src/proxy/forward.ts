@@ -60,10 +60,8 @@ export interface ForwardOptions {
   timing?: { upstreamAt: number; target: string | null };
 }
 
-const MSG_REFUSED =
-  "Something went wrong, the connection to backend service was refused, you should try later. Thanks for your understanding";
-const MSG_TIMEOUT =
-  "Something went wrong, the backend service does not respond quickly enough, you should try later. Thanks for your understanding";
+const MSG_REFUSED = "Something went wrong, the connection to backend service was refused, you should try later. Thanks for your understanding";
+const MSG_TIMEOUT = "Something went wrong, the backend service does not respond quickly enough, you should try later. Thanks for your understanding";
 const MSG_ERROR = "Something went wrong, you should try later. Thanks for your understanding";
 
 // Connection-refused shapes seen from fetch implementations: an error with code
@@ -210,13 +208,12 @@ export async function forward(opts: ForwardOptions): Promise<Response> {
     clientSignal.addEventListener("abort", () => controller.abort(clientSignal.reason), { once: true });
   }
   let timedOut = false;
-  const cancelTimeout =
-    timeoutMs > 0 && Number.isFinite(timeoutMs)
-      ? deadline(timeoutMs, () => {
-          timedOut = true;
-          controller.abort(new DOMException("backend response headers timed out", "TimeoutError"));
-        })
-      : undefined;
+  const cancelTimeout = timeoutMs > 0 && Number.isFinite(timeoutMs)
+    ? deadline(timeoutMs, () => {
+      timedOut = true;
+      controller.abort(new DOMException("backend response headers timed out", "TimeoutError"));
+    })
+    : undefined;
 
   const init: UpstreamInit & { duplex?: "half" } = {
     method,

@@ -106,8 +106,8 @@ export function backendRequestHeaders(
   const trusted = ctx.trusted;
   const out = new Headers(incoming);
   for (let i = 0; i < REQUEST_DROP.length; i++) out.delete(REQUEST_DROP[i]!);
-  if (named !== null) for (const name of named) out.delete(name);
-  if (wipe !== null) for (const name of wipe) out.delete(name);
+  if (named !== null) { for (const name of named) out.delete(name); }
+  if (wipe !== null) { for (const name of wipe) out.delete(name); }
   // W34: forwarding claims are only believed from configured proxies (RFC 7239 §8.1).
   if (!trusted) out.delete("forwarded");
   // One pass over the client's names whatever the config holds: a Set lookup per name, and a
@@ -136,7 +136,7 @@ export function backendRequestHeaders(
   // values) is the closest we can get to "absent" without misidentifying the client.
   if (!out.has("user-agent")) out.set("user-agent", "");
 
-  if (extra !== null) for (const [name, value] of extra) out.set(name, value);
+  if (extra !== null) { for (const [name, value] of extra) out.set(name, value); }
   return out;
 }
 
@@ -159,7 +159,7 @@ export function clientResponseHeaders(upstream: Headers): Headers {
 export function stripResponseHeadersInPlace(headers: Headers): void {
   const named = connectionNamed(headers.get("connection"));
   for (let i = 0; i < HOP_BY_HOP.length; i++) headers.delete(HOP_BY_HOP[i]!);
-  if (named !== null) for (const name of named) headers.delete(name);
+  if (named !== null) { for (const name of named) headers.delete(name); }
 }
 
 const DECIMAL = /^\d{1,15}$/;

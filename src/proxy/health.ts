@@ -226,13 +226,13 @@ export class HealthRegistry {
 
   flags(routeId: string): RouteFlags {
     let f = this.routes.get(routeId);
-    if (f === undefined) this.routes.set(routeId, (f = { suspect: 0 }));
+    if (f === undefined) this.routes.set(routeId, f = { suspect: 0 });
     return f;
   }
 
   get(key: string, routeId: string, target: string): TargetState {
     let s = this.byKey.get(key);
-    if (s === undefined) this.byKey.set(key, (s = new TargetState(routeId, target, this.flags(routeId))));
+    if (s === undefined) this.byKey.set(key, s = new TargetState(routeId, target, this.flags(routeId)));
     return s;
   }
 

@@ -173,7 +173,7 @@ export class LimiterRegistry {
 
   get(key: string, maxConnections: number, queueSize: number): TargetLimiter {
     let l = this.byKey.get(key);
-    if (l === undefined) this.byKey.set(key, (l = new TargetLimiter(maxConnections, queueSize, this.budget)));
+    if (l === undefined) this.byKey.set(key, l = new TargetLimiter(maxConnections, queueSize, this.budget));
     else if (l.maxConnections !== maxConnections || l.queueSize !== queueSize) l.configure(maxConnections, queueSize);
     return l;
   }

@@ -9,7 +9,7 @@
 // as Otoroshi's retry does.
 
 import { GatewayError } from "../errors.ts";
-import { createBalancer, type BalancingType, type PickContext } from "./balance.ts";
+import { type BalancingType, createBalancer, type PickContext } from "./balance.ts";
 import type { HealthCheckSettings, HealthRegistry } from "./health.ts";
 import { forward, type ForwardOptions, type ForwardTarget } from "./forward.ts";
 import { clientGone } from "./limiter.ts";
@@ -38,7 +38,18 @@ export function noHealthyTarget(): GatewayError {
 
 // Codes of failures to open a connection, from Bun's fetch and node:http (the Deno adapter):
 // nothing reached the backend.
-const CONNECT_CODES = new Set(["ECONNREFUSED", "ConnectionRefused", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL", "FailedToOpenSocket", "ConnectTimeout", "ETIMEDOUT_CONNECT"]);
+const CONNECT_CODES = new Set([
+  "ECONNREFUSED",
+  "ConnectionRefused",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EADDRNOTAVAIL",
+  "FailedToOpenSocket",
+  "ConnectTimeout",
+  "ETIMEDOUT_CONNECT",
+]);
 
 function causeCode(e: unknown): boolean {
   for (let d = 0, x = e; d < 5 && typeof x === "object" && x !== null; d++, x = (x as { cause?: unknown }).cause) {
@@ -171,7 +182,7 @@ export async function forwardWithFailover(route: FailoverRoute, ctx: PickContext
   // Made on the first failure: a call that succeeds at once allocates nothing more.
   let tried: Set<ForwardTarget> | null = null;
   let target = first;
-  for (let k = 0; ; k++) {
+  for (let k = 0;; k++) {
     tried?.add(target);
     try {
       return await attempt({ ...opts, target, body: replay ? replay.stream() : opts.body, connectTimeoutMs });

@@ -81,10 +81,10 @@ export function handshake(o: BackendHandshake): Promise<HandshakeResult> {
       agent: false,
       ...(o.tls
         ? {
-            servername: /^[\d.]+$|:/.test(o.hostname) ? undefined : o.hostname,
-            ...(o.upstreamTls?.ca !== undefined ? { ca: o.upstreamTls.ca } : {}),
-            rejectUnauthorized: o.upstreamTls?.insecure !== true,
-          }
+          servername: /^[\d.]+$|:/.test(o.hostname) ? undefined : o.hostname,
+          ...(o.upstreamTls?.ca !== undefined ? { ca: o.upstreamTls.ca } : {}),
+          rejectUnauthorized: o.upstreamTls?.insecure !== true,
+        }
         : {}),
     };
     const req = o.tls ? https.request(options) : http.request(options);

@@ -3,7 +3,7 @@
 // A handshake the backend answered, or that failed after it was sent, is not retried.
 
 import type { ForwardTarget } from "./forward.ts";
-import { notSent, type FailoverRoute } from "./retry.ts";
+import { type FailoverRoute, notSent } from "./retry.ts";
 import type { PickContext } from "./balance.ts";
 import { proxyWebSocket, type WebSocketCall } from "./websocket.ts";
 
@@ -16,7 +16,7 @@ export async function proxyWebSocketWithFailover(
   const retries = route.retry?.retries ?? 0;
   const tried = new Set<ForwardTarget>();
   let target = call.target;
-  for (let k = 0; ; k++) {
+  for (let k = 0;; k++) {
     tried.add(target);
     try {
       return await proxyWebSocket(req, { ...call, target, hostHeader: call.preserveHost ? call.hostHeader : target.hostHeader });

@@ -19,7 +19,7 @@ export function parseDomain(text: string): { ok: true; spec: DomainSpec } | { ok
   const raw = text.trim();
   const slash = raw.indexOf("/");
   let host = (slash < 0 ? raw : raw.slice(0, slash)).toLowerCase();
-  let path = slash < 0 ? "/" : raw.slice(slash);
+  const path = slash < 0 ? "/" : raw.slice(slash);
   if (/^[a-z]+:\/\//i.test(raw)) return { ok: false, message: 'a domain must not contain a scheme; write "host" or "host/path"' };
   if (host.includes(":")) return { ok: false, message: "a domain must not contain a port; hosts match whatever the port" };
   if (path.includes("?") || path.includes("#")) return { ok: false, message: "the path of a domain may not contain '?' or '#'" };

@@ -44,7 +44,7 @@ export class Router<R> {
         const { host, wildcard, path } = parsed.spec;
         const map = wildcard ? wild : this.exact;
         let table = host === "" ? this.any : map.get(host);
-        if (!table) map.set(host, (table = { entries: [] }));
+        if (!table) map.set(host, table = { entries: [] });
         table.entries.push({ route: input.route, prefix: path, methods });
       }
     }

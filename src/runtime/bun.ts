@@ -1,9 +1,9 @@
 // The Bun adapter: the only place (with src/bin/bun.ts) that touches `Bun.*`.
 
-import { createServer, type AddressInfo } from "node:net";
-import { GatewayError, errorResponse } from "../errors.ts";
+import { type AddressInfo, createServer } from "node:net";
+import { errorResponse, GatewayError } from "../errors.ts";
 import { log } from "../log.ts";
-import { bunWebSocket, upgradeVia, UPGRADED } from "./bun-ws.ts";
+import { bunWebSocket, UPGRADED, upgradeVia } from "./bun-ws.ts";
 import type { ConnInfo, Runtime, ServeOptions, ServerHandle, Signal, TlsCert, UpstreamFetch, UpstreamTls } from "./types.ts";
 
 // Bun's socket timer counts idle seconds in a byte: larger values are refused.
@@ -89,9 +89,7 @@ async function serve(options: ServeOptions): Promise<ServerHandle> {
       // HTTP/2 for clients that offer "h2" by ALPN (RFC 9113 §3.2), HTTP/1.1 for the others; the
       // plain listener stays HTTP/1.1 only (no prior-knowledge h2c).
       ...(certs ? { tls: bunTls(certs), reusePort: true, http2: true } : {}),
-      ...(options.idleTimeoutSeconds !== undefined
-        ? { idleTimeout: Math.max(0, Math.min(MAX_IDLE_TIMEOUT, Math.floor(options.idleTimeoutSeconds))) }
-        : {}),
+      ...(options.idleTimeoutSeconds !== undefined ? { idleTimeout: Math.max(0, Math.min(MAX_IDLE_TIMEOUT, Math.floor(options.idleTimeoutSeconds))) } : {}),
       ...(options.maxRequestBodySize !== undefined ? { maxRequestBodySize: options.maxRequestBodySize } : {}),
       websocket: bunWebSocket,
       fetch(req, srv) {
@@ -124,16 +122,16 @@ async function serve(options: ServeOptions): Promise<ServerHandle> {
     // net.ipv4.tcp_migrate_req=1 (docs/https.md).
     ...(secure
       ? {
-          async updateTls(certs: TlsCert[]) {
-            if (certs.length === 0) throw new Error("a TLS listener needs a certificate");
-            const next = listen(server.port ?? port, certs);
-            const old = server;
-            server = next;
-            const done = old.stop(false).catch(() => {});
-            draining.add(done);
-            void done.then(() => draining.delete(done));
-          },
-        }
+        async updateTls(certs: TlsCert[]) {
+          if (certs.length === 0) throw new Error("a TLS listener needs a certificate");
+          const next = listen(server.port ?? port, certs);
+          const old = server;
+          server = next;
+          const done = old.stop(false).catch(() => {});
+          draining.add(done);
+          void done.then(() => draining.delete(done));
+        },
+      }
       : {}),
   };
 }
@@ -177,7 +175,6 @@ function createWorker(entry: string): Worker {
   const url = EMBEDDED_ROOT !== null ? EMBEDDED_ROOT + entry.replace(/\.ts$/, ".js") : new URL(`../${entry}`, import.meta.url).href;
   return new Worker(url, { type: "module" });
 }
-
 
 export const runtime: Runtime = {
   name: "bun",

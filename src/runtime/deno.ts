@@ -7,7 +7,7 @@ import { RequestBodyError } from "../errors.ts";
 import { log } from "../log.ts";
 import { serveConnection, serveHttpAvailable } from "./deno-http.ts";
 import { upgradeVia } from "./deno-ws.ts";
-import { ConnectionDeadlines, certPicker, limitBody, normaliseAddress } from "./listener.ts";
+import { certPicker, ConnectionDeadlines, limitBody, normaliseAddress } from "./listener.ts";
 import type { ConnInfo, Handler, Runtime, ServeOptions, ServerHandle, Signal, TlsCert, UpstreamFetch, UpstreamInit, UpstreamTls } from "./types.ts";
 
 /**
@@ -25,15 +25,17 @@ type ConnInfoHandler = (req: Request, remote: Deno.NetAddr, signal: AbortSignal,
 function listen(options: ServeOptions, certs: TlsCert[]): Deno.Listener {
   if (certs.length === 0) return Deno.listen({ hostname: options.hostname, port: options.port });
   const pick = certPicker(certs, ({ cert, key }) => ({ cert, key }));
-  return Deno.listenTls({
-    hostname: options.hostname,
-    port: options.port,
-    ...(REUSE_PORT ? { reusePort: true } : {}),
-    cert: certs[0].cert,
-    key: certs[0].key,
-    alpnProtocols: ["h2", "http/1.1"],
-    ...(certs.length > 1 ? { [Symbol.for("unstableSniResolver")]: pick } : {}),
-  } as Deno.ListenTlsOptions & Deno.TlsCertifiedKeyPem);
+  return Deno.listenTls(
+    {
+      hostname: options.hostname,
+      port: options.port,
+      ...(REUSE_PORT ? { reusePort: true } : {}),
+      cert: certs[0].cert,
+      key: certs[0].key,
+      alpnProtocols: ["h2", "http/1.1"],
+      ...(certs.length > 1 ? { [Symbol.for("unstableSniResolver")]: pick } : {}),
+    } as Deno.ListenTlsOptions & Deno.TlsCertifiedKeyPem,
+  );
 }
 
 /**
@@ -106,29 +108,29 @@ function serveTimed(options: ServeOptions, serveHttp: NonNullable<ReturnType<typ
     // port is free again only once the old listener's pending accept has failed.
     ...(options.tls?.length
       ? {
-          async updateTls(certs: TlsCert[]) {
-            if (certs.length === 0 || closing) throw new Error(closing ? "the listener is stopping" : "a TLS listener needs a certificate");
-            const old = listener;
-            retired.add(old);
-            if (!REUSE_PORT) {
-              old.close();
-              await accepting[accepting.length - 1];
+        async updateTls(certs: TlsCert[]) {
+          if (certs.length === 0 || closing) throw new Error(closing ? "the listener is stopping" : "a TLS listener needs a certificate");
+          const old = listener;
+          retired.add(old);
+          if (!REUSE_PORT) {
+            old.close();
+            await accepting[accepting.length - 1];
+          }
+          try {
+            listener = listen({ ...options, port }, certs);
+          } catch (e) {
+            if (REUSE_PORT) retired.delete(old);
+            else {
+              listener = listen({ ...options, port }, served);
+              accepting.push(accept(listener));
             }
-            try {
-              listener = listen({ ...options, port }, certs);
-            } catch (e) {
-              if (REUSE_PORT) retired.delete(old);
-              else {
-                listener = listen({ ...options, port }, served);
-                accepting.push(accept(listener));
-              }
-              throw e;
-            }
-            served = certs;
-            if (REUSE_PORT) old.close();
-            accepting.push(accept(listener));
-          },
-        }
+            throw e;
+          }
+          served = certs;
+          if (REUSE_PORT) old.close();
+          accepting.push(accept(listener));
+        },
+      }
       : {}),
   };
 }
@@ -138,7 +140,9 @@ async function serve(options: ServeOptions): Promise<ServerHandle> {
   const inner: Handler = options.handler;
   const serveHttp = serveHttpAvailable();
   // Deno.serve alone would let slow clients hold connections forever: refuse to start instead.
-  if (!serveHttp) throw new Error(`Deno ${Deno.version.deno} does not have the Deno.serveHttp API the gateway needs to enforce header and idle timeouts; run the Deno version package.json names, or the Bun binary`);
+  if (!serveHttp) {
+    throw new Error(`Deno ${Deno.version.deno} does not have the Deno.serveHttp API the gateway needs to enforce header and idle timeouts; run the Deno version package.json names, or the Bun binary`);
+  }
   const handler: ConnInfoHandler = (req, remote, signal, taken) => {
     const limited = limitBody(req, options.maxRequestBodySize);
     if (limited instanceof Response) return limited;
@@ -245,7 +249,6 @@ function upstreamFetch(tls: UpstreamTls = {}): UpstreamFetch {
 function createWorker(entry: string): Worker {
   return new Worker(new URL(`../${entry}`, import.meta.url).href, { type: "module" });
 }
-
 
 export const runtime: Runtime = {
   name: "deno",

@@ -1,7 +1,7 @@
 // Runtime-neutral pieces of the listeners: the connection deadlines, SNI certificate choice,
 // peer addresses, the request body limit and the last-resort error answer.
 
-import { GatewayError, errorResponse } from "../errors.ts";
+import { errorResponse, GatewayError } from "../errors.ts";
 import { log } from "../log.ts";
 import type { TlsCert } from "./types.ts";
 

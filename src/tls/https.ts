@@ -68,7 +68,14 @@ export async function startHttps(opts: { runtime: Runtime; snapshot: Snapshot; h
   // Stored ACME certificates are served from the first handshake on.
   syncDomains(snapshot);
   let served = compose();
-  const handle = await runtime.serve({ hostname: server.host, port: https.port, handler: opts.handler, tls: served, idleTimeoutSeconds: server.idleTimeout, maxRequestBodySize: server.maxRequestBodySize });
+  const handle = await runtime.serve({
+    hostname: server.host,
+    port: https.port,
+    handler: opts.handler,
+    tls: served,
+    idleTimeoutSeconds: server.idleTimeout,
+    maxRequestBodySize: server.maxRequestBodySize,
+  });
 
   // One update at a time; a change that arrives meanwhile is folded into the next one.
   let pushing: Promise<void> | null = null;

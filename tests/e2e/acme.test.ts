@@ -10,11 +10,11 @@ import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
-import { startEchoBackend, type EchoBackend } from "../helpers/echo-backend.ts";
-import { hasPebble, startPebble, type Pebble } from "../helpers/pebble.ts";
+import { type EchoBackend, startEchoBackend } from "../helpers/echo-backend.ts";
+import { hasPebble, type Pebble, startPebble } from "../helpers/pebble.ts";
 import { serialHex } from "../../src/tls/acme/store.ts";
 import { freePort } from "../helpers/redis.ts";
-import { RUNTIME, startGateway, type GatewayProcess } from "./process.ts";
+import { type GatewayProcess, RUNTIME, startGateway } from "./process.ts";
 
 if (!hasPebble) console.warn("acme.test.ts: pebble or pebble-challtestsrv is not installed (apt-get install pebble): ACME tests skipped");
 
@@ -252,7 +252,26 @@ describe(`key pair certificates from files (${RUNTIME})`, () => {
   function makeCert(dir: string, name: string): { key: string; cert: string } {
     const key = join(dir, `${name}.key`);
     const cert = join(dir, `${name}.crt`);
-    const r = spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=files.secure.test", "-addext", "subjectAltName=DNS:files.secure.test", "-keyout", key, "-out", cert], { stderr: "pipe" });
+    const r = spawnSync([
+      "openssl",
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=files.secure.test",
+      "-addext",
+      "subjectAltName=DNS:files.secure.test",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+    ], { stderr: "pipe" });
     if (r.exitCode !== 0) throw new Error(r.stderr.toString());
     return { key: readFileSync(key, "utf8"), cert: readFileSync(cert, "utf8") };
   }

@@ -4,9 +4,9 @@ import { spawn } from "bun";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createRemoteJWKSet, jwtVerify } from "jose";
-import { startEchoBackend, type EchoBackend } from "../helpers/echo-backend.ts";
+import { type EchoBackend, startEchoBackend } from "../helpers/echo-backend.ts";
 import { recordSecret } from "../helpers/secrets.ts";
-import { ROOT, RUNTIME, startGateway, type GatewayProcess } from "./process.ts";
+import { type GatewayProcess, ROOT, RUNTIME, startGateway } from "./process.ts";
 
 let be: EchoBackend;
 let gw: GatewayProcess;

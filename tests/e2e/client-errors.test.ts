@@ -4,8 +4,8 @@
 // a runtime limitation (docs/compatibility.md). Raw sockets against the real gateway process.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect, type Socket } from "node:net";
-import { startEchoBackend, type EchoBackend } from "../helpers/echo-backend.ts";
-import { RUNTIME, startGateway, type GatewayProcess, type LogLine } from "./process.ts";
+import { type EchoBackend, startEchoBackend } from "../helpers/echo-backend.ts";
+import { type GatewayProcess, type LogLine, RUNTIME, startGateway } from "./process.ts";
 
 let be: EchoBackend;
 let gw: GatewayProcess;

@@ -5,7 +5,7 @@
 // backend would show as a 502 or a counted connection, so the answers prove nothing was sent.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type AddressInfo, type Server } from "node:net";
+import { type AddressInfo, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { recordConfig } from "../helpers/secrets.ts";
@@ -193,7 +193,13 @@ describe("explain: API keys (the configs of apikeys.test.ts)", () => {
     "401 without a key and with a wrong one; each plugin's decision; nothing about the secret",
     async () => {
       const missing = await explainJson(apikeys, "GET", "http://api.test/");
-      expect(missing).toMatchObject({ route: "private", status: 401, clientId: null, error: { code: "ERR_APIKEY_MISSING" }, decisions: [{ plugin: "Apikeys", decision: "refuse", status: 401, error: "ERR_APIKEY_MISSING" }] });
+      expect(missing).toMatchObject({
+        route: "private",
+        status: 401,
+        clientId: null,
+        error: { code: "ERR_APIKEY_MISSING" },
+        decisions: [{ plugin: "Apikeys", decision: "refuse", status: 401, error: "ERR_APIKEY_MISSING" }],
+      });
       expect(missing.error!.headers["www-authenticate"]).toContain("Basic");
       const wrong = await explainJson(apikeys, "GET", "http://api.test/", "-H", `Authorization: ${basic("app1", "wrong-secret")}`);
       expect(wrong).toMatchObject({ status: 401, error: { code: "ERR_APIKEY_INVALID" } });
@@ -217,7 +223,15 @@ describe("explain: API keys (the configs of apikeys.test.ts)", () => {
   test(
     "an admitted call: client id, credentials wiped as the backend would see them, every other secret masked",
     async () => {
-      const ok = await explainJson(apikeys, "GET", `http://api.test/items?page=2&access_token=tok-123456789`, "-H", `Authorization: ${basic("app1", SECRET)}`, "-H", "Cookie: sid=session-value-42; theme=dark");
+      const ok = await explainJson(
+        apikeys,
+        "GET",
+        `http://api.test/items?page=2&access_token=tok-123456789`,
+        "-H",
+        `Authorization: ${basic("app1", SECRET)}`,
+        "-H",
+        "Cookie: sid=session-value-42; theme=dark",
+      );
       expect(ok).toMatchObject({ route: "private", status: null, clientId: "app1", decisions: [{ plugin: "Apikeys", decision: "allow", clientId: "app1" }] });
       // The Basic credentials are wiped; the rest is masked.
       expect(ok.target).toBe(`http://backend.invalid:${closed}/items?page=2&access_token=****`);
@@ -272,7 +286,17 @@ describe("explain: exit codes", () => {
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/broken\.yaml:4:\d+ routes\[0\]\.backend\.targets\[0\]\.port: /);
       expect(r.stdout).toBe("");
-      for (const args of [["GET"], ["GET", "not a url"], ["GET", "ftp://a.test/"], ["G ET", "http://a.test/"], ["GET", "http://a.test/", "-H", "no colon"], ["GET", "http://a.test/", "--from", "nowhere"], ["GET", "http://a.test/", "extra"]]) {
+      for (
+        const args of [
+          ["GET"],
+          ["GET", "not a url"],
+          ["GET", "ftp://a.test/"],
+          ["G ET", "http://a.test/"],
+          ["GET", "http://a.test/", "-H", "no colon"],
+          ["GET", "http://a.test/", "--from", "nowhere"],
+          ["GET", "http://a.test/", "extra"],
+        ]
+      ) {
         const u = await runCli(["explain", "--config", apikeys, ...args]);
         expect(u.code).toBe(2);
         expect(u.stderr).toContain("explain");

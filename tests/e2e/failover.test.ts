@@ -2,8 +2,8 @@
 // endpoint flips, backups, no healthy target, and the connect-phase timeout.
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { spawn, type Subprocess } from "bun";
-import { startGateway, RUNTIME, type GatewayProcess } from "./process.ts";
-import { deadPort, startFlipBackend, until, type FlipBackend } from "../helpers/flip-backend.ts";
+import { type GatewayProcess, RUNTIME, startGateway } from "./process.ts";
+import { deadPort, type FlipBackend, startFlipBackend, until } from "../helpers/flip-backend.ts";
 
 let gw: GatewayProcess | undefined;
 let bs: FlipBackend[] = [];

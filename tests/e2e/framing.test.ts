@@ -4,9 +4,9 @@
 // or a 400 — ours in the Otoroshi shape, or the listener's own for what it refuses first.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { startEchoBackend, type EchoBackend, type EchoBody } from "../helpers/echo-backend.ts";
+import { type EchoBackend, type EchoBody, startEchoBackend } from "../helpers/echo-backend.ts";
 import { rawExchange } from "../helpers/raw-client.ts";
-import { RUNTIME, startGateway, type GatewayProcess } from "./process.ts";
+import { type GatewayProcess, RUNTIME, startGateway } from "./process.ts";
 
 let be: EchoBackend;
 let gw: GatewayProcess;

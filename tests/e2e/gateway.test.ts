@@ -5,9 +5,9 @@ import { createHash } from "node:crypto";
 import { rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GZIP_PLAIN_TEXT, generatedSha256, generatedStream, startEchoBackend, type EchoBackend, type EchoBody } from "../helpers/echo-backend.ts";
+import { type EchoBackend, type EchoBody, generatedSha256, generatedStream, GZIP_PLAIN_TEXT, startEchoBackend } from "../helpers/echo-backend.ts";
 import { basic } from "../helpers/gateway.ts";
-import { RUNTIME, runCli, startGateway, type GatewayProcess } from "./process.ts";
+import { type GatewayProcess, runCli, RUNTIME, startGateway } from "./process.ts";
 
 let be: EchoBackend;
 let gw: GatewayProcess;
@@ -161,7 +161,7 @@ describe(`command line (${RUNTIME})`, () => {
     expect(ok.code).toBe(0);
     const bad = await runCli(["check", "--config", "tests/fixtures/configs/invalid/unknown-keys.yaml"]);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toContain("unknown-keys.yaml:2:3 server.prot: unknown key \"prot\" (did you mean \"port\"?)");
+    expect(bad.stderr).toContain('unknown-keys.yaml:2:3 server.prot: unknown key "prot" (did you mean "port"?)');
     expect(bad.stderr.split("\n").filter((l) => l.includes("unknown key")).length).toBe(3);
   });
 

@@ -3,8 +3,8 @@
 // backend this file controls, so every step waits for an event, never for a guessed duration.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { connect, type AddressInfo } from "node:net";
-import { startGateway, type GatewayProcess } from "./process.ts";
+import { type AddressInfo, connect } from "node:net";
+import { type GatewayProcess, startGateway } from "./process.ts";
 
 const TIMEOUT = 45_000;
 const KEY = "e2e-monitoring-key-8c1f7a2b9d";
@@ -77,7 +77,7 @@ describe("probes on the real process", () => {
       }
       const res = await fetch(`${gw.url}${PROBE}health`);
       expect(res.status).toBe(200);
-      const body = (await res.json()) as Record<string, any>;
+      const body = (await res.json()) as { status: string; ready: boolean; generation: number; uptime: unknown; store: unknown; targets: { list: { route: string; target: string }[] } };
       expect(body.status).toBe("healthy");
       expect(body.ready).toBe(true);
       expect(body.generation).toBe(1);

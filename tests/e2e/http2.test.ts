@@ -6,8 +6,8 @@ import { spawn, spawnSync } from "bun";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startEchoBackend, type EchoBackend, type EchoBody } from "../helpers/echo-backend.ts";
-import { RUNTIME, startGateway, type GatewayProcess } from "./process.ts";
+import { type EchoBackend, type EchoBody, startEchoBackend } from "../helpers/echo-backend.ts";
+import { type GatewayProcess, RUNTIME, startGateway } from "./process.ts";
 
 const TIMEOUT = 60_000;
 const dir = mkdtempSync(join(tmpdir(), "oto-h2-"));
@@ -15,8 +15,26 @@ let be: EchoBackend;
 let gw: GatewayProcess;
 
 beforeAll(async () => {
-  const r = spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=h2.test",
-    "-addext", "subjectAltName=DNS:h2.test", "-keyout", join(dir, "k.pem"), "-out", join(dir, "c.pem")], { stderr: "pipe" });
+  const r = spawnSync([
+    "openssl",
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=h2.test",
+    "-addext",
+    "subjectAltName=DNS:h2.test",
+    "-keyout",
+    join(dir, "k.pem"),
+    "-out",
+    join(dir, "c.pem"),
+  ], { stderr: "pipe" });
   if (r.exitCode !== 0) throw new Error(r.stderr.toString());
   const indent = (pem: string) => pem.trim().split("\n").join("\n      ");
   be = await startEchoBackend();
@@ -44,7 +62,10 @@ afterAll(async () => {
 
 /** curl (async: the echo backend runs in this process) → [HTTP version, status, body]. */
 async function curl(args: string[]): Promise<[string, number, string]> {
-  const p = spawn(["curl", "-s", "--max-time", "20", "--cacert", join(dir, "c.pem"), "--resolve", `h2.test:${gw.httpsPort}:127.0.0.1`, "-w", "\n%{http_version} %{http_code}", ...args], { stdout: "pipe", stderr: "pipe" });
+  const p = spawn(["curl", "-s", "--max-time", "20", "--cacert", join(dir, "c.pem"), "--resolve", `h2.test:${gw.httpsPort}:127.0.0.1`, "-w", "\n%{http_version} %{http_code}", ...args], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const out = await new Response(p.stdout).text();
   await p.exited;
   const nl = out.lastIndexOf("\n");

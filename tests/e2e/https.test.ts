@@ -5,8 +5,8 @@ import { spawn, spawnSync } from "bun";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startEchoBackend, type EchoBackend } from "../helpers/echo-backend.ts";
-import { RUNTIME, startGateway, type GatewayProcess } from "./process.ts";
+import { type EchoBackend, startEchoBackend } from "../helpers/echo-backend.ts";
+import { type GatewayProcess, RUNTIME, startGateway } from "./process.ts";
 
 let be: EchoBackend;
 let gw: GatewayProcess;
@@ -15,7 +15,26 @@ const certDir = mkdtempSync(join(tmpdir(), "oto-https-"));
 function makeCert(name: string): { key: string; cert: string; certFile: string } {
   const key = join(certDir, `${name}.key`);
   const cert = join(certDir, `${name}.crt`);
-  const r = spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", `/CN=${name}`, "-addext", `subjectAltName=DNS:${name}`, "-keyout", key, "-out", cert], { stderr: "pipe" });
+  const r = spawnSync([
+    "openssl",
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    `/CN=${name}`,
+    "-addext",
+    `subjectAltName=DNS:${name}`,
+    "-keyout",
+    key,
+    "-out",
+    cert,
+  ], { stderr: "pipe" });
   if (r.exitCode !== 0) throw new Error(r.stderr.toString());
   return { key: readFileSync(key, "utf8"), cert: readFileSync(cert, "utf8"), certFile: cert };
 }

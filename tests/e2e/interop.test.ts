@@ -4,9 +4,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createRemoteJWKSet, jwtVerify } from "jose";
 import * as oauth from "oauth4webapi";
-import { startEchoBackend, type EchoBackend, type EchoBody } from "../helpers/echo-backend.ts";
+import { type EchoBackend, type EchoBody, startEchoBackend } from "../helpers/echo-backend.ts";
 import { recordSecret } from "../helpers/secrets.ts";
-import { RUNTIME, startGateway, type GatewayProcess } from "./process.ts";
+import { type GatewayProcess, RUNTIME, startGateway } from "./process.ts";
 
 let be: EchoBackend;
 let gw: GatewayProcess;
@@ -41,10 +41,12 @@ afterAll(async () => {
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
 
 describe(`OAuth interop with real libraries (${RUNTIME})`, () => {
-  for (const [name, auth] of [
-    ["client_secret_basic", oauth.ClientSecretBasic],
-    ["client_secret_post", oauth.ClientSecretPost],
-  ] as const) {
+  for (
+    const [name, auth] of [
+      ["client_secret_basic", oauth.ClientSecretBasic],
+      ["client_secret_post", oauth.ClientSecretPost],
+    ] as const
+  ) {
     test(`oauth4webapi: discovery, ${name} grant, introspection, then the token opens the route`, async () => {
       const issuer = new URL(gw.url);
       const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: "oauth2", ...insecure }));

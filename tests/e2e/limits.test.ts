@@ -2,9 +2,9 @@
 // backend that accepts connections and never answers, while another route's calls go through.
 // The real gateway process (binary or Deno), raw sockets on 127.0.0.1.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
-import { startEchoBackend, type EchoBackend, type EchoBody } from "../helpers/echo-backend.ts";
-import { RUNTIME, runCli, startGateway, type GatewayProcess } from "./process.ts";
+import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
+import { type EchoBackend, type EchoBody, startEchoBackend } from "../helpers/echo-backend.ts";
+import { type GatewayProcess, runCli, RUNTIME, startGateway } from "./process.ts";
 
 const HELD_CALLS = 500;
 const MAX_CONNECTIONS = 300; // above Bun's own default of 256 in-flight fetches per process
@@ -123,8 +123,9 @@ describe(`backend connection limits (${RUNTIME})`, () => {
 
     // Meanwhile another route on another backend answers every call.
     const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) =>
-        fetch(`${gw.url}/other/${i}`, { headers: { host: "echo.test" }, signal: AbortSignal.timeout(20_000) }).then(async (r) => ({ status: r.status, body: (await r.json()) as EchoBody })),
+      Array.from(
+        { length: 20 },
+        (_, i) => fetch(`${gw.url}/other/${i}`, { headers: { host: "echo.test" }, signal: AbortSignal.timeout(20_000) }).then(async (r) => ({ status: r.status, body: (await r.json()) as EchoBody })),
       ),
     );
     expect(results.map((r) => r.status)).toEqual(results.map(() => 200));

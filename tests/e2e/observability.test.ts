@@ -8,12 +8,12 @@ import { tmpdir } from "node:os";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { generateKeyPairPem } from "../../src/keys/generate.ts";
-import { startEchoBackend, type EchoBackend, type EchoBody } from "../helpers/echo-backend.ts";
+import { type EchoBackend, type EchoBody, startEchoBackend } from "../helpers/echo-backend.ts";
 import { rawExchange } from "../helpers/raw-client.ts";
 import { recordSecret } from "../helpers/secrets.ts";
 import { closed, nextMessage, openWs, startWsBackend } from "../helpers/ws-backend.ts";
 import { parseExposition, promtoolCheck } from "../unit/monitoring/prom.ts";
-import { runCli, startGateway, type GatewayProcess } from "./process.ts";
+import { type GatewayProcess, runCli, startGateway } from "./process.ts";
 
 const TIMEOUT = 60_000;
 const SECRET = "obs-e2e-secret-5d1c9a";
@@ -160,7 +160,9 @@ describe("observability on the running gateway", () => {
     async () => {
       const g = await startGateway(config());
       gateways.push(g);
-      const res = await send(g, "open.test", "/t", { headers: { "x-request-id": "client-id-1", traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", tracestate: "congo=t61rcWkgMzE" } });
+      const res = await send(g, "open.test", "/t", {
+        headers: { "x-request-id": "client-id-1", traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", tracestate: "congo=t61rcWkgMzE" },
+      });
       const echo = (await res.json()) as EchoBody;
       const h = (name: string) => echo.headers.filter(([k]) => k === name).map(([, v]) => v);
       expect(res.headers.get("x-request-id")).toBe("client-id-1");
@@ -193,8 +195,13 @@ routes:
         gateways.push(g);
         // The 101's own header fields, read from a raw handshake.
         const head = await new Promise<string>((resolve, reject) => {
-          const sock = connect(g.port, "127.0.0.1", () =>
-            sock.write("GET /ws/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Request-Id: ws-raw-1\r\n\r\n"),
+          const sock = connect(
+            g.port,
+            "127.0.0.1",
+            () =>
+              sock.write(
+                "GET /ws/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Request-Id: ws-raw-1\r\n\r\n",
+              ),
           );
           let got = "";
           const timer = setTimeout(() => (sock.destroy(), reject(new Error("no 101 within 10 s"))), 10_000);

@@ -4,9 +4,9 @@
 // The path the router matches must be the path the backend receives, for every spelling.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
-import { startRawBackend, type RawBackend } from "../helpers/echo-backend.ts";
+import { type RawBackend, startRawBackend } from "../helpers/echo-backend.ts";
 import { basic } from "../helpers/gateway.ts";
-import { RUNTIME, startGateway, type GatewayProcess } from "./process.ts";
+import { type GatewayProcess, RUNTIME, startGateway } from "./process.ts";
 
 const KEY = { id: "paths-app", secret: "paths-app-secret-0123" };
 let be: RawBackend;
@@ -82,7 +82,9 @@ const withKey = { authorization: basic(KEY.id, KEY.secret) };
 
 describe(`request paths on the wire (${RUNTIME})`, () => {
   test("no spelling of /admin reaches the backend without credentials (401)", async () => {
-    for (const target of ["//admin/users", "///admin/x", "/pub/..//admin", "/%61dmin/users", "/adm%69n/x", "/%61%64%6D%69%6E", "/%2e%2e/admin", "/pub/%2E%2e/admin/x", "/\\admin/users", "/admin/./x"]) {
+    for (
+      const target of ["//admin/users", "///admin/x", "/pub/..//admin", "/%61dmin/users", "/adm%69n/x", "/%61%64%6D%69%6E", "/%2e%2e/admin", "/pub/%2E%2e/admin/x", "/\\admin/users", "/admin/./x"]
+    ) {
       expect(await outcome(target)).toEqual({ target, status: 401, backend: null });
     }
   });

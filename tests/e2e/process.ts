@@ -23,7 +23,19 @@ export function command(args: string[]): string[] {
       if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run npm run build first`);
       return [BINARY, ...args];
     case "deno":
-      return [join(ROOT, "node_modules/.bin/deno"), "run", "--quiet", "--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-sys", `--config=${join(ROOT, "deno.json")}`, join(ROOT, "src/bin/deno.ts"), ...args];
+      return [
+        join(ROOT, "node_modules/.bin/deno"),
+        "run",
+        "--quiet",
+        "--allow-net",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        "--allow-sys",
+        `--config=${join(ROOT, "deno.json")}`,
+        join(ROOT, "src/bin/deno.ts"),
+        ...args,
+      ];
     case "bun":
       return [join(ROOT, "node_modules/.bin/bun"), join(ROOT, "src/bin/bun.ts"), ...args];
   }
@@ -52,7 +64,13 @@ export interface GatewayProcess {
 }
 
 export async function runCli(args: string[], opts: { env?: Record<string, string>; stdin?: string; cwd?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const proc = spawn(command(args), { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdin: opts.stdin !== undefined ? new TextEncoder().encode(opts.stdin) : "ignore", stdout: "pipe", stderr: "pipe" });
+  const proc = spawn(command(args), {
+    cwd: opts.cwd ?? ROOT,
+    env: { ...process.env, ...opts.env },
+    stdin: opts.stdin !== undefined ? new TextEncoder().encode(opts.stdin) : "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const timer = setTimeout(() => proc.kill("SIGKILL"), 60_000);
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   clearTimeout(timer);
@@ -87,7 +105,9 @@ export async function startGateway(yaml: string, opts: { files?: Record<string, 
         keepStderr(proc.pid, line);
         try {
           access.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {}
+        } catch {
+          // Not an access line (stdout carries nothing else, but a runtime may print there).
+        }
       }
     }
     keepStderr(proc.pid, buf);
@@ -109,11 +129,15 @@ export async function startGateway(yaml: string, opts: { files?: Record<string, 
         try {
           const l = JSON.parse(line) as LogLine;
           logs.push(l);
-          for (const w of [...waiters]) if (w.pred(l)) {
-            waiters.splice(waiters.indexOf(w), 1);
-            w.resolve(l);
+          for (const w of [...waiters]) {
+            if (w.pred(l)) {
+              waiters.splice(waiters.indexOf(w), 1);
+              w.resolve(l);
+            }
           }
-        } catch {}
+        } catch {
+          // Not a JSON log line (a runtime's own output): kept in the file only.
+        }
       }
     }
     keepStderr(proc.pid, buf);
@@ -122,7 +146,13 @@ export async function startGateway(yaml: string, opts: { files?: Record<string, 
     new Promise<LogLine>((res, rej) => {
       const found = logs.find(pred);
       if (found) return res(found);
-      const w = { pred, resolve: (l: LogLine) => { clearTimeout(t); res(l); } };
+      const w = {
+        pred,
+        resolve: (l: LogLine) => {
+          clearTimeout(t);
+          res(l);
+        },
+      };
       const t = setTimeout(() => {
         waiters.splice(waiters.indexOf(w), 1);
         rej(new Error(`timed out waiting for a log line; stderr so far:\n${rawStderr.join("\n")}`));

@@ -7,9 +7,9 @@ import { createHash } from "node:crypto";
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startEchoBackend, type EchoBackend, type EchoBody } from "../helpers/echo-backend.ts";
+import { type EchoBackend, type EchoBody, startEchoBackend } from "../helpers/echo-backend.ts";
 import { basic } from "../helpers/gateway.ts";
-import { RUNTIME, startGateway, type GatewayProcess, type LogLine } from "./process.ts";
+import { type GatewayProcess, type LogLine, RUNTIME, startGateway } from "./process.ts";
 
 /** Per test: a process start (Deno compiles the sources first) plus a few bounded waits. */
 const TIMEOUT = 30_000;
@@ -50,8 +50,7 @@ function tempDir(): string {
 
 // ---------------------------------------------------------------- configs
 
-const route = (id: string, domain: string, port: number) =>
-  `  - id: ${id}\n    frontend: { domains: [${domain}] }\n    backend: { targets: [{ hostname: 127.0.0.1, port: ${port} }] }\n`;
+const route = (id: string, domain: string, port: number) => `  - id: ${id}\n    frontend: { domains: [${domain}] }\n    backend: { targets: [{ hostname: 127.0.0.1, port: ${port} }] }\n`;
 /** app.test → the backend on `port`; `more` is appended at the top level. */
 const cfg = (port: number, more = "") => `routes:\n${route("main", "app.test", port)}${more}`;
 /** app.test → `port`, protected by Apikeys; keys come from `apikeys` (YAML list items). */
@@ -102,8 +101,7 @@ async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolea
 }
 
 const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
-const reloaded = (gw: GatewayProcess, generation: number) =>
-  gw.waitForLog((l) => l.event === "config.reloaded" && l.generation === generation, 10_000);
+const reloaded = (gw: GatewayProcess, generation: number) => gw.waitForLog((l) => l.event === "config.reloaded" && l.generation === generation, 10_000);
 
 /** After a change: the reload happened with this trigger, B answers, and the status agrees. */
 async function expectSwitchedToB(gw: GatewayProcess, trigger: string, generation = 2): Promise<LogLine> {
@@ -144,7 +142,12 @@ describe(`reload: off the request path (${RUNTIME})`, () => {
     // A valid config padded with a comment to 50 MB: only its size is wrong.
     writeFileSync(gw.file, cfg(B.port) + "#" + "x".repeat(50 * 1024 * 1024) + "\n");
     const s = await until("lastError", () => status(gw), (st) => st.lastError !== null);
-    expect(s.lastError!.problems).toEqual([{ line: 1, column: 1, path: "", message: `the file is 50 MiB (${50 * 1024 * 1024 + cfg(B.port).length + 2} bytes), more than server.maxConfigSize (16 MiB (16777216 bytes)); it was not parsed` }]);
+    expect(s.lastError!.problems).toEqual([{
+      line: 1,
+      column: 1,
+      path: "",
+      message: `the file is 50 MiB (${50 * 1024 * 1024 + cfg(B.port).length + 2} bytes), more than server.maxConfigSize (16 MiB (16777216 bytes)); it was not parsed`,
+    }]);
     expect(await who(gw)).toBe("A");
     // Reported for the record: the parse of such a file took ~440 MiB more before the limit.
     console.log(`[reload of a 50 MB file, ${RUNTIME}] RSS ${(before / 2 ** 20).toFixed(0)} MiB before, ${(rss() / 2 ** 20).toFixed(0)} MiB after`);
@@ -425,7 +428,8 @@ describe(`reload: what applies live (${RUNTIME})`, () => {
 describe(`reload: under load (${RUNTIME})`, () => {
   test("every request gets a 200 from one of the valid versions while the file is rewritten, valid and invalid alternately", async () => {
     // Version n sends app.test to backend path /v<n>/…, so each answer tells which config served it.
-    const version = (n: number) => `routes:\n  - id: main\n    frontend: { domains: [app.test] }\n    backend:\n      root: /v${n}\n      targets: [{ hostname: 127.0.0.1, port: ${n % 2 ? B.port : A.port} }]\n`;
+    const version = (n: number) =>
+      `routes:\n  - id: main\n    frontend: { domains: [app.test] }\n    backend:\n      root: /v${n}\n      targets: [{ hostname: 127.0.0.1, port: ${n % 2 ? B.port : A.port} }]\n`;
     const invalid = [
       (n: number) => version(n).replace("root:", "rot:"), // unknown key
       (n: number) => version(n).replace("[{", "[{{"), // YAML syntax
@@ -499,7 +503,9 @@ describe(`reload: under load (${RUNTIME})`, () => {
     const applied = during.filter((l) => l.event === "config.reloaded").length;
     const rejected = during.filter((l) => l.event === "config.rejected").length;
     // Reported for the record (see the reload section of bench/README.md).
-    console.log(`[reload under load, ${RUNTIME}] ${total} requests by ${WORKERS} clients in ${trafficMs} ms, ${writes} writes (${lastVersion} valid versions), ${applied} reloads applied, ${rejected} config.rejected events, ${seenVersions.size} versions served, ${failures.length} failures`);
+    console.log(
+      `[reload under load, ${RUNTIME}] ${total} requests by ${WORKERS} clients in ${trafficMs} ms, ${writes} writes (${lastVersion} valid versions), ${applied} reloads applied, ${rejected} config.rejected events, ${seenVersions.size} versions served, ${failures.length} failures`,
+    );
 
     expect(failures.slice(0, 5)).toEqual([]);
     expect(outOfOrder.slice(0, 5)).toEqual([]);

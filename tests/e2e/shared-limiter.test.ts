@@ -2,10 +2,10 @@
 // 8 item 12): wrong secrets sent to either count together, and an unknown client id gets exactly
 // the answers an existing one gets. Skipped with a notice without redis-server.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startEchoBackend, type EchoBackend } from "../helpers/echo-backend.ts";
+import { type EchoBackend, startEchoBackend } from "../helpers/echo-backend.ts";
 import { basic } from "../helpers/gateway.ts";
-import { hasRedis, REDIS, startRedis, type RedisProc } from "../helpers/redis.ts";
-import { RUNTIME, startGateway, type GatewayProcess } from "./process.ts";
+import { hasRedis, REDIS, type RedisProc, startRedis } from "../helpers/redis.ts";
+import { type GatewayProcess, RUNTIME, startGateway } from "./process.ts";
 
 if (!hasRedis) console.warn(`SKIP: shared limiter e2e needs ${REDIS} (apt-get install -y redis-server)`);
 

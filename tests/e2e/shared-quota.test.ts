@@ -1,10 +1,10 @@
 // Two real gateway processes sharing quota counters through a real redis-server: a daily quota
 // of 100 allows exactly 100 calls between them. Skipped with a notice without redis-server.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startEchoBackend, type EchoBackend } from "../helpers/echo-backend.ts";
+import { type EchoBackend, startEchoBackend } from "../helpers/echo-backend.ts";
 import { basic } from "../helpers/gateway.ts";
-import { hasRedis, REDIS, startRedis, type RedisProc } from "../helpers/redis.ts";
-import { RUNTIME, startGateway, type GatewayProcess } from "./process.ts";
+import { hasRedis, REDIS, type RedisProc, startRedis } from "../helpers/redis.ts";
+import { type GatewayProcess, RUNTIME, startGateway } from "./process.ts";
 
 if (!hasRedis) console.warn(`SKIP: shared quota e2e needs ${REDIS} (apt-get install -y redis-server)`);
 
@@ -52,8 +52,7 @@ describe(`quotas shared through Redis (${RUNTIME})`, () => {
         fetch(`${gws[i % 2].url}/`, { headers: { host: "api.test", authorization: basic("shared", "shared-secret") } }).then(async (r) => {
           await r.arrayBuffer();
           return { status: r.status, retryAfter: r.headers.get("retry-after") };
-        }),
-      ),
+        })),
     );
     const ok = results.filter((r) => r.status === 200).length;
     const limited = results.filter((r) => r.status === 429);

@@ -13,8 +13,8 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
-import { startEchoBackend, type EchoBackend } from "../helpers/echo-backend.ts";
-import { RUNTIME, startGateway, type GatewayProcess } from "./process.ts";
+import { type EchoBackend, startEchoBackend } from "../helpers/echo-backend.ts";
+import { type GatewayProcess, RUNTIME, startGateway } from "./process.ts";
 
 const CLOSE_BOUND_MS = 40_000;
 const TRICKLE_MS = 250;
@@ -26,7 +26,26 @@ const certDir = mkdtempSync(join(tmpdir(), "oto-slow-"));
 function makeCert(name: string): { key: string; cert: string } {
   const key = join(certDir, `${name}.key`);
   const cert = join(certDir, `${name}.crt`);
-  const r = spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", `/CN=${name}`, "-addext", `subjectAltName=DNS:${name}`, "-keyout", key, "-out", cert], { stderr: "pipe" });
+  const r = spawnSync([
+    "openssl",
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    `/CN=${name}`,
+    "-addext",
+    `subjectAltName=DNS:${name}`,
+    "-keyout",
+    key,
+    "-out",
+    cert,
+  ], { stderr: "pipe" });
   if (r.exitCode !== 0) throw new Error(r.stderr.toString());
   return { key: readFileSync(key, "utf8"), cert: readFileSync(cert, "utf8") };
 }
@@ -72,7 +91,9 @@ const timers: ReturnType<typeof setInterval>[] = [];
 
 function slowClient(kind: Kind): Slow {
   const isTls = kind.startsWith("tls");
-  const socket = kind === "tls: silent after handshake" ? tls.connect({ host: "127.0.0.1", port: gw.httpsPort!, servername: "slow.test", rejectUnauthorized: false }) : net.connect(isTls ? gw.httpsPort! : gw.port, "127.0.0.1");
+  const socket = kind === "tls: silent after handshake"
+    ? tls.connect({ host: "127.0.0.1", port: gw.httpsPort!, servername: "slow.test", rejectUnauthorized: false })
+    : net.connect(isTls ? gw.httpsPort! : gw.port, "127.0.0.1");
   let received = "";
   socket.on("data", (d: Buffer) => void (received += d.toString("latin1")));
   const closed = new Promise<string>((resolve) => {

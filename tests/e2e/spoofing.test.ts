@@ -3,10 +3,10 @@
 // `X-Client` and `X_Client`) to the real gateway process (binary or Deno); a backend on a bare
 // socket records the header lines it received. No spelling may arrive, on any route.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startRawBackend, type RawBackend } from "../helpers/echo-backend.ts";
+import { type RawBackend, startRawBackend } from "../helpers/echo-backend.ts";
 import { basic } from "../helpers/gateway.ts";
 import { rawExchange } from "../helpers/raw-client.ts";
-import { RUNTIME, startGateway, type GatewayProcess } from "./process.ts";
+import { type GatewayProcess, RUNTIME, startGateway } from "./process.ts";
 
 const KEY = { id: "spoof-app", secret: "spoof-app-secret-0123" };
 let be: RawBackend;

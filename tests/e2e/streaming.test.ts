@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { startGateway, type GatewayProcess } from "./process.ts";
+import { type GatewayProcess, startGateway } from "./process.ts";
 
 const TIMEOUT = 60_000;
 

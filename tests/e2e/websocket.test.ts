@@ -4,12 +4,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "bun";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { closed, nextMessage, openWs, startWsBackend, type WsBackend } from "../helpers/ws-backend.ts";
-import { startGateway, type GatewayProcess } from "./process.ts";
-
+import { type GatewayProcess, startGateway } from "./process.ts";
 
 const TIMEOUT = 60_000;
 let be: WsBackend;
@@ -66,8 +65,28 @@ function startFragmentingBackend(): Promise<Server> {
 
 beforeAll(async () => {
   certDir = mkdtempSync(join(tmpdir(), "oto-ws-cert-"));
-  const r = spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-    "-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE", "-keyout", join(certDir, "k.pem"), "-out", join(certDir, "c.pem")], { stderr: "pipe" });
+  const r = spawnSync([
+    "openssl",
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=127.0.0.1",
+    "-addext",
+    "subjectAltName=IP:127.0.0.1",
+    "-addext",
+    "basicConstraints=critical,CA:FALSE",
+    "-keyout",
+    join(certDir, "k.pem"),
+    "-out",
+    join(certDir, "c.pem"),
+  ], { stderr: "pipe" });
   if (r.exitCode !== 0) throw new Error(r.stderr.toString());
   cert = readFileSync(join(certDir, "c.pem"), "utf8");
   be = startWsBackend();

@@ -20,7 +20,7 @@
 // combined into one value (RFC 9110 §5.3), Cookie lines joined with "; ".
 
 import { createHash } from "node:crypto";
-import { createServer, type AddressInfo, type Socket } from "node:net";
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import { gzipSync } from "node:zlib";
 
 export interface EchoBackend {

@@ -8,7 +8,7 @@
 //                   without an answer (a call that failed after it was sent)
 //   anything else   reads the body, records it, answers 200 {name, method, path, body}
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { createServer, type AddressInfo, type Socket } from "node:net";
+import { type AddressInfo, createServer, type Socket } from "node:net";
 
 export interface Recorded {
   method: string;

@@ -3,7 +3,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadSnapshot, type LoadOptions } from "../../src/config/load.ts";
+import { type LoadOptions, loadSnapshot } from "../../src/config/load.ts";
 import { configDigest, Reloader } from "../../src/config/reload.ts";
 import { ConfigStore } from "../../src/config/store.ts";
 import { createGateway } from "../../src/gateway.ts";
@@ -71,7 +71,9 @@ async function recordIssuedToken(req: Request, res: Response): Promise<void> {
   try {
     const body = (await res.clone().json()) as { access_token?: unknown };
     if (typeof body.access_token === "string") recordSecret(body.access_token);
-  } catch {}
+  } catch {
+    // Not a token response after all: nothing to record.
+  }
 }
 
 export function basic(id: string, secret: string): string {

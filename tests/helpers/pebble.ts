@@ -52,28 +52,71 @@ export async function startPebble(opts: { httpPort: number; validitySeconds?: nu
   const dir = mkdtempSync(join(tmpdir(), "oto-pebble-"));
   const key = join(dir, "tls.key");
   const cert = join(dir, "tls.crt");
-  const made = spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=pebble", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out", cert], { stderr: "pipe" });
+  const made = spawnSync([
+    "openssl",
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=pebble",
+    "-addext",
+    "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    "-keyout",
+    key,
+    "-out",
+    cert,
+  ], { stderr: "pipe" });
   if (made.exitCode !== 0) throw new Error(made.stderr.toString());
   const [acmePort, mgmtPort, dnsPort, ctsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const config = join(dir, "pebble.json");
-  writeFileSync(config, JSON.stringify({
-    pebble: {
-      listenAddress: `127.0.0.1:${acmePort}`,
-      managementListenAddress: `127.0.0.1:${mgmtPort}`,
-      certificate: cert,
-      privateKey: key,
-      httpPort: opts.httpPort,
-      tlsPort: await freePort(),
-      ocspResponderURL: "",
-      externalAccountBindingRequired: false,
-      certificateValidityPeriod: opts.validitySeconds ?? 7 * 86_400,
-    },
-  }));
+  writeFileSync(
+    config,
+    JSON.stringify({
+      pebble: {
+        listenAddress: `127.0.0.1:${acmePort}`,
+        managementListenAddress: `127.0.0.1:${mgmtPort}`,
+        certificate: cert,
+        privateKey: key,
+        httpPort: opts.httpPort,
+        tlsPort: await freePort(),
+        ocspResponderURL: "",
+        externalAccountBindingRequired: false,
+        certificateValidityPeriod: opts.validitySeconds ?? 7 * 86_400,
+      },
+    }),
+  );
   const out: string[] = [];
-  const dns = spawn([CHALLTESTSRV, "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "", "-dns01", `127.0.0.1:${dnsPort}`, "-http01", "", "-https01", "", "-tlsalpn01", "", "-management", `127.0.0.1:${ctsPort}`], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const dns = spawn([
+    CHALLTESTSRV,
+    "-defaultIPv4",
+    "127.0.0.1",
+    "-defaultIPv6",
+    "",
+    "-dns01",
+    `127.0.0.1:${dnsPort}`,
+    "-http01",
+    "",
+    "-https01",
+    "",
+    "-tlsalpn01",
+    "",
+    "-management",
+    `127.0.0.1:${ctsPort}`,
+  ], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   collect(dns, out);
   // PEBBLE_VA_NOSLEEP: validate at once; nonces are still rejected at random (5 %), on purpose.
-  const pebble = spawn([PEBBLE, "-config", config, "-dnsserver", `127.0.0.1:${dnsPort}`], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, PEBBLE_VA_NOSLEEP: "1", PEBBLE_VA_ALWAYS_VALID: "" } });
+  const pebble = spawn([PEBBLE, "-config", config, "-dnsserver", `127.0.0.1:${dnsPort}`], {
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, PEBBLE_VA_NOSLEEP: "1", PEBBLE_VA_ALWAYS_VALID: "" },
+  });
   collect(pebble, out);
   const ca = readFileSync(cert, "utf8");
   const stopAll = async () => {

@@ -1,6 +1,6 @@
 // A real redis-server for tests: 127.0.0.1, a free port, no persistence, stopped by PID.
 // Tests skip (with a notice) when the Debian package is not installed.
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -28,7 +28,7 @@ export async function startRedis(port?: number, extra: string[] = []): Promise<R
   const proc = spawn(REDIS, ["--port", String(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmpdir(), ...extra], { stdio: "ignore" });
   const exited = new Promise<void>((r) => proc.once("exit", () => r()));
   const probe = new RedisClient(parseRedisUrl(`redis://127.0.0.1:${p}`), 200);
-  for (let i = 0; ; i++) {
+  for (let i = 0;; i++) {
     try {
       await probe.command(["PING"]);
       break;
@@ -48,4 +48,3 @@ export async function startRedis(port?: number, extra: string[] = []): Promise<R
     },
   };
 }
-

@@ -6,7 +6,7 @@ import { createServer as createHttpServer, type ServerResponse } from "node:http
 import { createServer } from "node:net";
 import { addLogTap } from "../../src/log.ts";
 import { setAccessLogSink } from "../../src/monitoring/access-log.ts";
-import { startEchoBackend, type EchoBackend, type EchoBody } from "../helpers/echo-backend.ts";
+import { type EchoBackend, type EchoBody, startEchoBackend } from "../helpers/echo-backend.ts";
 import { basic, buildGateway, type TestGateway } from "../helpers/gateway.ts";
 
 const FIELDS = ["time", "event", "requestId", "method", "host", "path", "status", "durationMs", "bytesIn", "bytesOut", "clientIp", "route", "target", "clientId", "error", "upstreamMs"].sort();
@@ -87,7 +87,19 @@ describe("access log", () => {
     expect(res.status).toBe(200);
     const l = lineOf(res);
     expect(Object.keys(l).sort()).toEqual(FIELDS);
-    expect(l).toMatchObject({ event: "access", method: "POST", host: "open.test", path: "/a/b", status: 200, bytesIn: 5, route: "al-open", target: `127.0.0.1:${be.port}`, clientId: null, error: null, clientIp: "10.0.0.5" });
+    expect(l).toMatchObject({
+      event: "access",
+      method: "POST",
+      host: "open.test",
+      path: "/a/b",
+      status: 200,
+      bytesIn: 5,
+      route: "al-open",
+      target: `127.0.0.1:${be.port}`,
+      clientId: null,
+      error: null,
+      clientIp: "10.0.0.5",
+    });
     expect(l.bytesOut).toBe(Number(res.headers.get("content-length")));
     expect(new Date(l.time as string).toISOString()).toBe(l.time as string);
     expect(typeof l.durationMs).toBe("number");
@@ -262,14 +274,16 @@ describe("trace context", () => {
   });
 
   test("invalid ones are replaced (and their tracestate dropped)", async () => {
-    for (const bad of [
-      "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-      "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-      "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-      "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
-      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
-      "garbage",
-    ]) {
+    for (
+      const bad of [
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        "garbage",
+      ]
+    ) {
       const echo = (await (await g.call("http://open.test/t", { headers: { traceparent: bad, tracestate: "a=1" } })).json()) as EchoBody;
       const tps = header(echo, "traceparent");
       expect(tps).toHaveLength(1);

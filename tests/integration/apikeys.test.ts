@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { otoBearerFor } from "../../src/plugins/apikeys/registry.ts";
 import { hashSecret } from "../../src/plugins/secrets.ts";
-import { startEchoBackend, type EchoBackend, type EchoBody } from "../helpers/echo-backend.ts";
+import { type EchoBackend, type EchoBody, startEchoBackend } from "../helpers/echo-backend.ts";
 import { basic, buildGateway, type TestGateway } from "../helpers/gateway.ts";
 
 let be: EchoBackend;

@@ -5,7 +5,7 @@ import { createHmac, sign as nodeSign } from "node:crypto";
 import { generateKeyPairPem } from "../../src/keys/generate.ts";
 import { importKeyPair } from "../../src/keys/keyring.ts";
 import { signJwt } from "../../src/keys/jwt.ts";
-import { startEchoBackend, type EchoBackend, type EchoBody } from "../helpers/echo-backend.ts";
+import { type EchoBackend, type EchoBody, startEchoBackend } from "../helpers/echo-backend.ts";
 import { basic, buildGateway, type TestGateway } from "../helpers/gateway.ts";
 import { recordSecret } from "../helpers/secrets.ts";
 

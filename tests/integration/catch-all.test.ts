@@ -1,6 +1,6 @@
 // The catch-all domain "*": any host, after every exact and wildcard domain (issue 11, "Also").
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startEchoBackend, type EchoBackend, type EchoBody } from "../helpers/echo-backend.ts";
+import { type EchoBackend, type EchoBody, startEchoBackend } from "../helpers/echo-backend.ts";
 import { buildGateway, type TestGateway } from "../helpers/gateway.ts";
 import { parseDomain } from "../../src/router/domain.ts";
 

@@ -2,7 +2,7 @@
 // status endpoint and of the OAuth endpoints gets the same answer as the plain one, and none of
 // them falls through to a route's backend.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startEchoBackend, type EchoBackend } from "../helpers/echo-backend.ts";
+import { type EchoBackend, startEchoBackend } from "../helpers/echo-backend.ts";
 import { buildGateway, type TestGateway } from "../helpers/gateway.ts";
 
 let echo: EchoBackend;

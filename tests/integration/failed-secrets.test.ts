@@ -11,9 +11,9 @@ import { createGateway } from "../../src/gateway.ts";
 import { createFailureGuard, createSharedFailureGuard, type FailureGuardHandle } from "../../src/limits/failures.ts";
 import type { FailureGuard } from "../../src/plugins/types.ts";
 import type { ConnInfo } from "../../src/runtime/types.ts";
-import { startEchoBackend, type EchoBackend } from "../helpers/echo-backend.ts";
+import { type EchoBackend, startEchoBackend } from "../helpers/echo-backend.ts";
 import { basic, bunUpstream } from "../helpers/gateway.ts";
-import { hasRedis, startRedis, type RedisProc } from "../helpers/redis.ts";
+import { hasRedis, type RedisProc, startRedis } from "../helpers/redis.ts";
 
 const NOW = Date.parse("2026-06-01T12:00:00Z");
 let be: EchoBackend;

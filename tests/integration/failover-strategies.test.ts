@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { ConfigError } from "../../src/errors.ts";
 import { buildGateway, type TestGateway } from "../helpers/gateway.ts";
-import { startFlipBackend, until, type FlipBackend } from "../helpers/flip-backend.ts";
+import { type FlipBackend, startFlipBackend, until } from "../helpers/flip-backend.ts";
 
 const open: { gw?: TestGateway; backends: FlipBackend[] } = { backends: [] };
 afterEach(async () => {

@@ -3,7 +3,7 @@
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { gauges } from "../../src/monitoring/gauges.ts";
 import { buildGateway, type TestGateway } from "../helpers/gateway.ts";
-import { deadPort, startFlipBackend, until, type FlipBackend } from "../helpers/flip-backend.ts";
+import { deadPort, type FlipBackend, startFlipBackend, until } from "../helpers/flip-backend.ts";
 
 const open: { gw?: TestGateway; backends: FlipBackend[] } = { backends: [] };
 afterEach(async () => {

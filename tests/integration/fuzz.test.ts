@@ -16,7 +16,7 @@ import { generateKeyPairPem } from "../../src/keys/generate.ts";
 import { addLogTap } from "../../src/log.ts";
 import { otoBearerFor } from "../../src/plugins/apikeys/registry.ts";
 import { hashSecret } from "../../src/plugins/secrets.ts";
-import { startEchoBackend, type EchoBackend, type EchoBody } from "../helpers/echo-backend.ts";
+import { type EchoBackend, type EchoBody, startEchoBackend } from "../helpers/echo-backend.ts";
 import { buildGateway, type TestGateway } from "../helpers/gateway.ts";
 
 const RUNS = 1500;
@@ -123,8 +123,7 @@ const valid = (id: string, value: string): Cred => ({ valid: id, value });
 const junk = (value: string): Cred => ({ valid: null, value });
 
 /** Header-safe text: what an HTTP client can put in a field value (ISO-8859-1, no CR/LF/NUL). */
-const latin1 = (maxLength = 40) =>
-  fc.string({ unit: fc.integer({ min: 0x20, max: 0xff }).filter((c) => c !== 0x7f).map((c) => String.fromCharCode(c)), maxLength });
+const latin1 = (maxLength = 40) => fc.string({ unit: fc.integer({ min: 0x20, max: 0xff }).filter((c) => c !== 0x7f).map((c) => String.fromCharCode(c)), maxLength });
 const anyText = (maxLength = 40) => fc.oneof(fc.string({ maxLength }), fc.string({ unit: "grapheme", maxLength }), latin1(maxLength));
 const b64ish = fc.oneof(fc.base64String({ maxLength: 60 }), fc.string({ unit: fc.constantFrom(..."ABCxyz019+/-_=:. %"), maxLength: 60 }));
 const huge = fc.integer({ min: 9000, max: 20000 }).map((n) => "A".repeat(n));
@@ -162,7 +161,16 @@ const tokenPayload: fc.Arbitrary<Cred> = fc.oneof(
 
 const otoPayload: fc.Arbitrary<Cred> = fc.oneof(
   fc.constant(valid(APP.id, otoBearerFor(APP.id, APP.secret))),
-  fc.constantFrom("otoapk_", "otoapk__", `otoapk_${APP.id}_`, `otoapk_${APP.id}`, `otoapk__${"0".repeat(64)}`, otoBearerFor(APP.id, "wrong"), otoBearerFor(HASHED.id, HASHED.secret), otoBearerFor(HASHED.id, hashSecret(HASHED.secret))).map(junk),
+  fc.constantFrom(
+    "otoapk_",
+    "otoapk__",
+    `otoapk_${APP.id}_`,
+    `otoapk_${APP.id}`,
+    `otoapk__${"0".repeat(64)}`,
+    otoBearerFor(APP.id, "wrong"),
+    otoBearerFor(HASHED.id, HASHED.secret),
+    otoBearerFor(HASHED.id, hashSecret(HASHED.secret)),
+  ).map(junk),
   fc.tuple(fc.constantFrom(APP.id, "nobody", "a_b"), fc.string({ unit: fc.constantFrom(..."0123456789abcdefABCDEF"), maxLength: 70 })).map(([id, hex]) => junk(`otoapk_${id}_${hex}`)),
 );
 
@@ -189,7 +197,11 @@ const placement: fc.Arbitrary<Placement> = fc.oneof(
   fc.oneof(fc.constantFrom(APP.id, HASHED.id, "nobody").map(junk), latin1(20).map(junk)).map((cred) => ({ at: "header" as const, name: "otoroshi-client-id", cred })),
   fc.oneof(fc.constantFrom(APP.secret, HASHED.secret, "wrong").map(junk), latin1(20).map(junk)).map((cred) => ({ at: "header" as const, name: "otoroshi-client-secret", cred })),
   fc.tuple(fc.constantFrom("bearer_auth", "basic_auth", "x-api-key"), fc.oneof(basicPayload, tokenPayload, otoPayload, apiKeyValue)).map(([name, cred]) => ({ at: "query" as const, name, cred })),
-  fc.tuple(fc.constantFrom("access_token", "bearer", "basic_auth", "x-api-key"), fc.oneof(basicPayload, tokenPayload, otoPayload, apiKeyValue)).map(([name, cred]) => ({ at: "cookie" as const, name, cred })),
+  fc.tuple(fc.constantFrom("access_token", "bearer", "basic_auth", "x-api-key"), fc.oneof(basicPayload, tokenPayload, otoPayload, apiKeyValue)).map(([name, cred]) => ({
+    at: "cookie" as const,
+    name,
+    cred,
+  })),
 );
 
 /** A custom-headers pair that is valid as a whole (each half alone authenticates nobody). */
@@ -200,7 +212,24 @@ const customPair = fc.constantFrom(...CLIENTS).map((c): Placement[] => [
 
 const host = fc.oneof(
   { weight: 8, arbitrary: fc.constantFrom("api.test", "open.test", "oauth.test") },
-  fc.constantFrom("api.test", "API.Test", "api.test.", "api.test:8080", "open.test", "open.test:1", "oauth.test", "[::1]", "[::1]:8080", "[fe80::1%25eth0]:80", "127.0.0.1", "127.0.0.1:99999", "", " ", "api.test, open.test", "localhost:0"),
+  fc.constantFrom(
+    "api.test",
+    "API.Test",
+    "api.test.",
+    "api.test:8080",
+    "open.test",
+    "open.test:1",
+    "oauth.test",
+    "[::1]",
+    "[::1]:8080",
+    "[fe80::1%25eth0]:80",
+    "127.0.0.1",
+    "127.0.0.1:99999",
+    "",
+    " ",
+    "api.test, open.test",
+    "localhost:0",
+  ),
   fc.domain(),
   fc.tuple(fc.domain(), fc.integer({ min: 0, max: 70000 })).map(([d, p]) => `${d}:${p}`),
   fc.ipV6().map((ip) => `[${ip}]`),
@@ -213,7 +242,37 @@ const method = fc.oneof(
 );
 
 const pathPiece = fc.oneof(
-  fc.constantFrom("", "..", ".", "%", "%2e%2e", "%2E", "%2F", "%2f..", "%00", "%zz", "%e9", "%C3%A9", "%u0041", "//", ";x=1", "a b", "~", "*", "@", ":", "?", "#x", "\\", "token", "jwks.json", "introspect", "oauth", "otoroshi", ".well-known"),
+  fc.constantFrom(
+    "",
+    "..",
+    ".",
+    "%",
+    "%2e%2e",
+    "%2E",
+    "%2F",
+    "%2f..",
+    "%00",
+    "%zz",
+    "%e9",
+    "%C3%A9",
+    "%u0041",
+    "//",
+    ";x=1",
+    "a b",
+    "~",
+    "*",
+    "@",
+    ":",
+    "?",
+    "#x",
+    "\\",
+    "token",
+    "jwks.json",
+    "introspect",
+    "oauth",
+    "otoroshi",
+    ".well-known",
+  ),
   fc.string({ unit: "grapheme", maxLength: 12 }),
   fc.webSegment(),
 );
@@ -225,15 +284,41 @@ const path = fc.oneof(
 );
 
 const queryValue = fc.oneof(fc.constantFrom("", "%", "%zz", "%E9", "+", "a+b", "=", "&", "client_credentials"), fc.webQueryParameters(), fc.string({ maxLength: 20 }));
-const query = fc.array(fc.tuple(fc.constantFrom("grant_type", "scope", "bearer_auth", "basic_auth", "x-api-key", "token", "a", "", "%", "a[]"), queryValue), { maxLength: 5 }).map((kv) => (kv.length ? `?${kv.map(([k, v]) => `${k}=${v}`).join("&")}` : ""));
+const query = fc.array(fc.tuple(fc.constantFrom("grant_type", "scope", "bearer_auth", "basic_auth", "x-api-key", "token", "a", "", "%", "a[]"), queryValue), { maxLength: 5 }).map((
+  kv,
+) => (kv.length ? `?${kv.map(([k, v]) => `${k}=${v}`).join("&")}` : ""));
 
 const contentType = fc.oneof(
-  fc.constantFrom("application/json", "application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=utf-8", "APPLICATION/JSON; charset=latin1", "text/plain", "multipart/form-data; boundary=x", "application/jwt", ";", "application/json;", "application/x-www-form-urlencoded;;;"),
+  fc.constantFrom(
+    "application/json",
+    "application/x-www-form-urlencoded",
+    "application/x-www-form-urlencoded; charset=utf-8",
+    "APPLICATION/JSON; charset=latin1",
+    "text/plain",
+    "multipart/form-data; boundary=x",
+    "application/jwt",
+    ";",
+    "application/json;",
+    "application/x-www-form-urlencoded;;;",
+  ),
   latin1(30),
 );
 
 const formParam = fc.oneof(
-  fc.constantFrom("grant_type=client_credentials", "grant_type=password", "grant_type=", "grant_type", "scope=read", "scope=read%20write", "scope=admin", "scope=%", "client_id=%zz", "=", "&", "client_secret=%E9"),
+  fc.constantFrom(
+    "grant_type=client_credentials",
+    "grant_type=password",
+    "grant_type=",
+    "grant_type",
+    "scope=read",
+    "scope=read%20write",
+    "scope=admin",
+    "scope=%",
+    "client_id=%zz",
+    "=",
+    "&",
+    "client_secret=%E9",
+  ),
   fc.constantFrom(...CLIENTS).map((c) => `client_id=${encodeURIComponent(c.id)}&client_secret=${encodeURIComponent(c.secret)}`),
   fc.tuple(fc.constantFrom("client_id", "client_secret", "token", "token_type_hint", "x"), fc.string({ maxLength: 20 })).map(([k, v]) => `${k}=${v}`),
 );
@@ -273,7 +358,13 @@ const tokenFormBody = fc
 
 /** Token requests: mostly well-formed enough to reach client authentication, some anything. */
 const tokenRequestBody = fc.oneof(
-  { weight: 3, arbitrary: fc.tuple(fc.constantFrom("application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=UTF-8"), tokenFormBody).map(([contentType, b]) => ({ contentType, body: `grant_type=client_credentials&${b}` as Spec["body"] })) },
+  {
+    weight: 3,
+    arbitrary: fc.tuple(fc.constantFrom("application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=UTF-8"), tokenFormBody).map(([contentType, b]) => ({
+      contentType,
+      body: `grant_type=client_credentials&${b}` as Spec["body"],
+    })),
+  },
   { weight: 2, arbitrary: fc.tuple(fc.constant("application/json"), jsonBody).map(([contentType, b]) => ({ contentType, body: b as Spec["body"] })) },
   { weight: 2, arbitrary: fc.record({ contentType: fc.option(contentType), body }) },
 );
@@ -282,7 +373,21 @@ const validAuthorization = validBasic.map((c) => ({ valid: c.valid, value: `Basi
 const extraHeaders = fc.array(
   fc.tuple(
     fc.oneof(
-      fc.constantFrom("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "otoroshi-authenticated-client-id", "connection", "te", "content-length", "transfer-encoding", "expect", "accept-encoding", "x-custom", "cookie"),
+      fc.constantFrom(
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "forwarded",
+        "otoroshi-authenticated-client-id",
+        "connection",
+        "te",
+        "content-length",
+        "transfer-encoding",
+        "expect",
+        "accept-encoding",
+        "x-custom",
+        "cookie",
+      ),
       fc.stringMatching(/^[a-z][a-z0-9-]{0,15}$/),
     ),
     fc.oneof(latin1(40), fc.constantFrom("close", "upgrade", "chunked", "gzip", "100-continue", "-1", "99999999999", "abc", "https", "1.2.3.4, 10.0.0.1")),
@@ -384,7 +489,16 @@ describe("fuzzing the gateway with generated requests", () => {
     await timed("anything", () =>
       fc.assert(
         fc.asyncProperty(
-          fc.record({ method, host, path, query, headers: extraHeaders, cookies: fc.array(fc.tuple(fc.stringMatching(/^[a-z_-]{1,12}$/), latin1(20)), { maxLength: 3 }), body, contentType: fc.option(contentType) }),
+          fc.record({
+            method,
+            host,
+            path,
+            query,
+            headers: extraHeaders,
+            cookies: fc.array(fc.tuple(fc.stringMatching(/^[a-z_-]{1,12}$/), latin1(20)), { maxLength: 3 }),
+            body,
+            contentType: fc.option(contentType),
+          }),
           fc.array(placement, { maxLength: 3 }),
           async (spec, creds) => {
             for (const p of creds) if (p.at === "header") spec.headers.push([p.name, p.cred.value]);
@@ -397,8 +511,7 @@ describe("fuzzing the gateway with generated requests", () => {
           },
         ),
         params(),
-      ),
-    );
+      ));
     expect(stats.anything.runs).toBeGreaterThan(100);
   }, 30_000);
 
@@ -441,8 +554,7 @@ describe("fuzzing the gateway with generated requests", () => {
           },
         ),
         params(),
-      ),
-    );
+      ));
     expect(stats.protected.statuses.get(200) ?? 0).toBeGreaterThan(0);
   }, 30_000);
 
@@ -478,8 +590,7 @@ describe("fuzzing the gateway with generated requests", () => {
           },
         ),
         params(),
-      ),
-    );
+      ));
     expect(stats.token.statuses.get(200) ?? 0).toBeGreaterThan(0);
   }, 30_000);
 
@@ -517,8 +628,7 @@ describe("fuzzing the gateway with generated requests", () => {
           },
         ),
         params(),
-      ),
-    );
+      ));
     expect(stats["introspect+jwks"].runs).toBeGreaterThan(100);
   }, 30_000);
 });

@@ -6,9 +6,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createServer } from "node:net";
 import { generateKeyPairPem } from "../../src/keys/generate.ts";
 import { BUCKETS } from "../../src/monitoring/metrics.ts";
-import { startEchoBackend, type EchoBackend } from "../helpers/echo-backend.ts";
+import { type EchoBackend, startEchoBackend } from "../helpers/echo-backend.ts";
 import { basic, buildGateway, type TestGateway } from "../helpers/gateway.ts";
-import { parseExposition, promtoolCheck, type Exposition } from "../unit/monitoring/prom.ts";
+import { type Exposition, parseExposition, promtoolCheck } from "../unit/monitoring/prom.ts";
 
 const indent = (pem: string) => pem.trim().split("\n").join("\n      ");
 const es = generateKeyPairPem("ES256").privateKeyPem;
@@ -131,7 +131,9 @@ describe("metrics", () => {
     await res.arrayBuffer();
     const { m } = await scrape();
     expect((m.get("otoroshi_tokens_issued_total", { alg: "ES256" }) ?? 0) - (before.get("otoroshi_tokens_issued_total", { alg: "ES256" }) ?? 0)).toBe(1);
-    expect((m.get("otoroshi_requests_total", { route: "_oauth", method: "POST", status: "200" }) ?? 0) - (before.get("otoroshi_requests_total", { route: "_oauth", method: "POST", status: "200" }) ?? 0)).toBe(1);
+    expect(
+      (m.get("otoroshi_requests_total", { route: "_oauth", method: "POST", status: "200" }) ?? 0) - (before.get("otoroshi_requests_total", { route: "_oauth", method: "POST", status: "200" }) ?? 0),
+    ).toBe(1);
     expect(m.all("otoroshi_target_healthy").filter((s) => s.labels.route?.startsWith("m-"))).toEqual([
       { name: "otoroshi_target_healthy", labels: { route: "m-open", target: `127.0.0.1:${be.port}` }, value: 1 },
       { name: "otoroshi_target_healthy", labels: { route: "m-open", target: `localhost:${be.port}` }, value: 1 },
@@ -181,7 +183,26 @@ describe("metrics", () => {
       expect(m.help.has(f)).toBe(true);
       expect(m.type.has(f)).toBe(true);
     }
-    for (const f of ["otoroshi_requests_total", "otoroshi_request_duration_seconds", "otoroshi_upstream_errors_total", "otoroshi_inflight_requests", "otoroshi_websockets_open", "otoroshi_auth_failures_total", "otoroshi_quota_rejections_total", "otoroshi_tokens_issued_total", "otoroshi_target_healthy", "otoroshi_config_generation", "otoroshi_config_reloads_total", "otoroshi_config_last_reload_timestamp_seconds", "process_resident_memory_bytes", "process_cpu_seconds_total", "process_start_time_seconds", "process_open_fds"]) {
+    for (
+      const f of [
+        "otoroshi_requests_total",
+        "otoroshi_request_duration_seconds",
+        "otoroshi_upstream_errors_total",
+        "otoroshi_inflight_requests",
+        "otoroshi_websockets_open",
+        "otoroshi_auth_failures_total",
+        "otoroshi_quota_rejections_total",
+        "otoroshi_tokens_issued_total",
+        "otoroshi_target_healthy",
+        "otoroshi_config_generation",
+        "otoroshi_config_reloads_total",
+        "otoroshi_config_last_reload_timestamp_seconds",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_start_time_seconds",
+        "process_open_fds",
+      ]
+    ) {
       expect(m.type.has(f)).toBe(true);
     }
     expect(m.type.get("otoroshi_request_duration_seconds")).toBe("histogram");

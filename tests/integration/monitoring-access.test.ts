@@ -96,7 +96,14 @@ describe("who may call the monitoring endpoints", () => {
   });
 
   test("every spelling of the path answers alike, and stays hidden alike", async () => {
-    for (const spelling of ["//.well-known/otoroshi/monitoring/ready", "/.well-known/otoroshi/%6Donitoring/ready", "/.well-known/x/../otoroshi/monitoring/ready", "/%2Ewell-known/otoroshi/monitoring/rea%64y"]) {
+    for (
+      const spelling of [
+        "//.well-known/otoroshi/monitoring/ready",
+        "/.well-known/otoroshi/%6Donitoring/ready",
+        "/.well-known/x/../otoroshi/monitoring/ready",
+        "/%2Ewell-known/otoroshi/monitoring/rea%64y",
+      ]
+    ) {
       const res = await g.call(`http://any.test${spelling}`);
       expect(res.status).toBe(200);
       expect(((await res.json()) as { status: string }).status).toBe("ready");
@@ -176,10 +183,12 @@ server:
 
 describe("server.monitoring.accessKey in the config", () => {
   test("a short key or one that cannot be a Bearer token is refused at load, at its position, without its value", () => {
-    for (const [key, message] of [
-      ["short-key-123", "at least 16 characters"],
-      ["has spaces in it, quite long", "so it can be sent as a Bearer token"],
-    ] as const) {
+    for (
+      const [key, message] of [
+        ["short-key-123", "at least 16 characters"],
+        ["has spaces in it, quite long", "so it can be sent as a Bearer token"],
+      ] as const
+    ) {
       let problems: string[] = [];
       try {
         buildGateway(`server:\n  monitoring:\n    accessKey: "${key}"\n`).close();

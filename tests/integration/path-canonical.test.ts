@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { canonicalPath, isPathProblem } from "../../src/router/path.ts";
-import { startRawBackend, type RawBackend, type RawSeen } from "../helpers/echo-backend.ts";
+import { type RawBackend, type RawSeen, startRawBackend } from "../helpers/echo-backend.ts";
 import { basic, buildGateway, type TestGateway } from "../helpers/gateway.ts";
 
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined;
@@ -64,8 +64,7 @@ const hex = (byte: number, upper: boolean) => {
   const h = byte.toString(16).padStart(2, "0");
   return "%" + (upper ? h.toUpperCase() : h.toLowerCase());
 };
-const canonicalText = (s: string | Atom[]) =>
-  typeof s === "string" ? s : s.map((a) => (a.kind === "unreserved" ? a.ch : a.kind === "literal" ? a.text : hex(a.byte, true))).join("");
+const canonicalText = (s: string | Atom[]) => typeof s === "string" ? s : s.map((a) => (a.kind === "unreserved" ? a.ch : a.kind === "literal" ? a.text : hex(a.byte, true))).join("");
 
 /** Random choices the spelling of one path consumes, one draw per decision. */
 const choices = fc.array(fc.nat(99), { minLength: 64, maxLength: 64 });
@@ -195,15 +194,17 @@ describe("the spellings from issue 8", () => {
 
   test("paths with no canonical form get 400 in the Otoroshi shape, and no backend call", async () => {
     const before = be.seen.length;
-    for (const [p, msg] of [
-      ["/a/%zz", "Invalid request path: malformed percent-encoding"],
-      ["/admin%", "Invalid request path: malformed percent-encoding"],
-      ["/a%00b", "Invalid request path: NUL byte"],
-      ["/pub/..;/admin/users", "Ambiguous request path: an encoded '/' or '\\' or a ';' hides a dot segment"],
-      ["/pub%2F..%2Fadmin", "Ambiguous request path: an encoded '/' or '\\' or a ';' hides a dot segment"],
-      ["/admin;x/users", "Ambiguous request path: a backend that reads ';' or an encoded '/' or '\\' as a separator would route it elsewhere"],
-      ["/admin%2Fusers", "Ambiguous request path: a backend that reads ';' or an encoded '/' or '\\' as a separator would route it elsewhere"],
-    ] as const) {
+    for (
+      const [p, msg] of [
+        ["/a/%zz", "Invalid request path: malformed percent-encoding"],
+        ["/admin%", "Invalid request path: malformed percent-encoding"],
+        ["/a%00b", "Invalid request path: NUL byte"],
+        ["/pub/..;/admin/users", "Ambiguous request path: an encoded '/' or '\\' or a ';' hides a dot segment"],
+        ["/pub%2F..%2Fadmin", "Ambiguous request path: an encoded '/' or '\\' or a ';' hides a dot segment"],
+        ["/admin;x/users", "Ambiguous request path: a backend that reads ';' or an encoded '/' or '\\' as a separator would route it elsewhere"],
+        ["/admin%2Fusers", "Ambiguous request path: a backend that reads ';' or an encoded '/' or '\\' as a separator would route it elsewhere"],
+      ] as const
+    ) {
       const res = await gw.call(`http://shared.test${p}`);
       expect({ p, status: res.status, err: res.headers.get("otoroshi-error"), body: await res.json() }).toEqual({ p, status: 400, err: "true", body: { "Otoroshi-Error": msg } });
     }

@@ -4,14 +4,14 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadSnapshot, type LoadOptions } from "../../src/config/load.ts";
+import { type LoadOptions, loadSnapshot } from "../../src/config/load.ts";
 import { configDigest, Reloader } from "../../src/config/reload.ts";
 import { ConfigStore } from "../../src/config/store.ts";
 import { createGateway } from "../../src/gateway.ts";
 import { createFailureGuard } from "../../src/limits/failures.ts";
 import { createQuotaEnforcer, type QuotaEnforcerHandle } from "../../src/limits/quotas.ts";
 import type { ConnInfo } from "../../src/runtime/types.ts";
-import { startEchoBackend, type EchoBackend } from "../helpers/echo-backend.ts";
+import { type EchoBackend, startEchoBackend } from "../helpers/echo-backend.ts";
 import { basic, bunUpstream } from "../helpers/gateway.ts";
 
 const NOW = Date.parse("2026-06-01T12:00:00Z");
@@ -44,8 +44,7 @@ apikeys:
   - { clientId: free, clientSecret: f-secret }
 `;
 
-const call = (host: string, headers: Record<string, string>, ip = "127.0.0.1", path = "/") =>
-  handler(new Request(`http://${host}${path}`, { headers }), { remoteAddress: ip, secure: false });
+const call = (host: string, headers: Record<string, string>, ip = "127.0.0.1", path = "/") => handler(new Request(`http://${host}${path}`, { headers }), { remoteAddress: ip, secure: false });
 
 beforeAll(async () => {
   be = await startEchoBackend();

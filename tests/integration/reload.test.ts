@@ -5,12 +5,12 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadSnapshot, type LoadOptions } from "../../src/config/load.ts";
+import { type LoadOptions, loadSnapshot } from "../../src/config/load.ts";
 import { ParseWorker } from "../../src/config/parse-worker.ts";
 import { Reloader } from "../../src/config/reload.ts";
 import { ConfigStore } from "../../src/config/store.ts";
 import { generateKeyPairPem } from "../../src/keys/generate.ts";
-import { getLogLevel, setLogLevel, setLogSink, type Level } from "../../src/log.ts";
+import { getLogLevel, type Level, setLogLevel, setLogSink } from "../../src/log.ts";
 import type { UpstreamFetch } from "../../src/runtime/types.ts";
 import { basic, buildGateway, type TestGateway } from "../helpers/gateway.ts";
 
@@ -21,7 +21,8 @@ const upstream = (): UpstreamFetch => async (url) => Response.json({ url, target
 const opts = { now: NOW, upstreamFetch: upstream };
 
 /** A route "main" on app.test sending to `target`; more YAML may follow at the top level. */
-const cfg = (target: string, more = "") => `routes:
+const cfg = (target: string, more = "") =>
+  `routes:
   - id: main
     frontend: { domains: [app.test] }
     backend: { targets: [{ hostname: ${target}, port: 80 }] }
@@ -59,7 +60,12 @@ async function targetOf(g: TestGateway, host = "app.test", init: RequestInit = {
 
 async function status(g: TestGateway, remoteAddress = "127.0.0.1") {
   const res = await g.call("http://anything/.well-known/otoroshi/status", {}, { remoteAddress });
-  return { code: res.status, body: res.status === 200 ? ((await res.json()) as { generation: number; sha256: string; loadedAt: string; lastError: { at: string; problems: { line: number; column: number; path: string; message: string }[] } | null }) : null };
+  return {
+    code: res.status,
+    body: res.status === 200
+      ? ((await res.json()) as { generation: number; sha256: string; loadedAt: string; lastError: { at: string; problems: { line: number; column: number; path: string; message: string }[] } | null })
+      : null,
+  };
 }
 
 const events = (name: string) => logs.filter((l) => l.event === name);
@@ -324,7 +330,8 @@ describe("reload: live changes", () => {
   const ec = generateKeyPairPem("ES256").privateKeyPem;
   const ec2 = generateKeyPairPem("ES256").privateKeyPem;
   const pem = (p: string) => p.trimEnd().split("\n").map((l) => `      ${l}`).join("\n");
-  const keyed = (o: { keys: string; kp: string; pairs: [string, string][] }) => `plugins:
+  const keyed = (o: { keys: string; kp: string; pairs: [string, string][] }) =>
+    `plugins:
   - plugin: ClientCredentialService
     config: { domain: oauth.test, secure: false, defaultKeyPair: ${o.kp} }
 routes:
@@ -429,7 +436,12 @@ describe("reload: size limit, and never a parse on the thread that serves reques
     writeFileSync(g.file, cfg("b.internal", `server:\n  maxConfigSize: 1048576\n# ${"x".repeat(4000)}\n`));
     expect(await g.reloader.reload("test")).toBe("rejected");
     const s = (await status(g)).body!;
-    expect(s.lastError!.problems).toEqual([{ line: 1, column: 1, path: "", message: expect.stringMatching(/^the file is \d+ bytes, more than server\.maxConfigSize \(2048 bytes\); it was not parsed$/) }]);
+    expect(s.lastError!.problems).toEqual([{
+      line: 1,
+      column: 1,
+      path: "",
+      message: expect.stringMatching(/^the file is \d+ bytes, more than server\.maxConfigSize \(2048 bytes\); it was not parsed$/),
+    }]);
     expect(await targetOf(g)).toBe("a.internal");
     // The limit a reload uses is the running one: raising it in the file itself needs a restart.
     expect(s.generation).toBe(1);
@@ -460,7 +472,13 @@ describe("reload: size limit, and never a parse on the thread that serves reques
       expect(await r.reload("test")).toBe("rejected");
       expect(ticks).toBeGreaterThan(5);
       expect(store.lastError!.problems).toEqual([
-        { line: 1, column: 1, path: "", message: "the reload was not applied: the reload worker gave no answer within 0.3 s (is the file unusually large? server.maxConfigSize limits it); the running config is kept, and the next reload uses a new worker" },
+        {
+          line: 1,
+          column: 1,
+          path: "",
+          message:
+            "the reload was not applied: the reload worker gave no answer within 0.3 s (is the file unusually large? server.maxConfigSize limits it); the running config is kept, and the next reload uses a new worker",
+        },
       ]);
       expect(await targetOf(g)).toBe("a.internal");
       expect(logs.some((l) => l.event === "config.worker_failed")).toBe(true);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startEchoBackend, type EchoBackend, type EchoBody } from "../helpers/echo-backend.ts";
+import { type EchoBackend, type EchoBody, startEchoBackend } from "../helpers/echo-backend.ts";
 import { buildGateway, type TestGateway } from "../helpers/gateway.ts";
 
 let a: EchoBackend;

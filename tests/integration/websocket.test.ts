@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { loadSnapshot, type LoadOptions } from "../../src/config/load.ts";
+import { type LoadOptions, loadSnapshot } from "../../src/config/load.ts";
 import { configDigest, Reloader } from "../../src/config/reload.ts";
 import { ConfigStore } from "../../src/config/store.ts";
 import { createGateway } from "../../src/gateway.ts";

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startEchoBackend, type EchoBackend, type EchoBody } from "../helpers/echo-backend.ts";
+import { type EchoBackend, type EchoBody, startEchoBackend } from "../helpers/echo-backend.ts";
 import { buildRelease, PKG_VERSION, ROOT, run, shortCommit, startGateway } from "./lib.ts";
 
 const QEMU = Bun.which("qemu-aarch64-static");
@@ -73,7 +73,9 @@ describe.skipIf(!available)("linux-arm64 release binary under qemu", () => {
       const echo = (backend = await startEchoBackend());
       const file = join(dir, "otoroshi.yaml");
       const config = (root: string) =>
-        `server:\n  host: 127.0.0.1\n  stateDir: ${join(dir, "state")}\nroutes:\n  - id: arm\n    frontend: { domains: [arm.test] }\n    backend:\n      root: ${root}\n      targets: [{ hostname: 127.0.0.1, port: ${echo.port} }]\n`;
+        `server:\n  host: 127.0.0.1\n  stateDir: ${
+          join(dir, "state")
+        }\nroutes:\n  - id: arm\n    frontend: { domains: [arm.test] }\n    backend:\n      root: ${root}\n      targets: [{ hostname: 127.0.0.1, port: ${echo.port} }]\n`;
       writeFileSync(file, config("/v1"));
       // QEMU_LD_PREFIX: where binfmt_misc runs arm64 programs through qemu, the gateway's
       // re-exec of itself (src/bin/bun.ts) finds the arm64 libraries too.

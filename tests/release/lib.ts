@@ -70,7 +70,9 @@ export async function startGateway(cmd: string[], configFile: string, opts: { en
           const l = JSON.parse(line) as LogLine;
           logs.push(l);
           for (const w of waiters) if (w.pred(l)) w.done(l);
-        } catch {}
+        } catch {
+          // Not a JSON log line (a runtime's own output): nothing to record.
+        }
       }
     }
   })();

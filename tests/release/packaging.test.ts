@@ -21,7 +21,9 @@ if (!CHECKBASHISMS) console.warn("SKIP: checkbashisms (Debian devscripts) is abs
 if (!SYSTEMD_ANALYZE) console.warn("SKIP: the service unit check needs systemd-analyze (apt-get install -y systemd)");
 if (!HAVE_BINARY) console.warn(`SKIP: the bundled config and HEALTHCHECK runs need ${HOST_BINARY} (npm run build)`);
 
-const RELEASE_NAMES = ["linux-x64", "linux-arm64", "linux-x64-musl", "linux-arm64-musl", "darwin-x64", "darwin-arm64", "windows-x64"].map((p) => `otoroshi-lite-${p}${p.startsWith("windows") ? ".exe" : ""}`);
+const RELEASE_NAMES = ["linux-x64", "linux-arm64", "linux-x64-musl", "linux-arm64-musl", "darwin-x64", "darwin-arm64", "windows-x64"].map((p) =>
+  `otoroshi-lite-${p}${p.startsWith("windows") ? ".exe" : ""}`
+);
 const UNIT = readFileSync(join(ROOT, "packaging/otoroshi-lite.service"), "utf8");
 const CONFIG = join(ROOT, "packaging/otoroshi.yaml");
 
@@ -81,19 +83,22 @@ describe("packaging/otoroshi-lite.service", () => {
 
   test("runs the binary on /etc/otoroshi-lite/otoroshi.yaml with the hardening the issue asks for", () => {
     const settings = UNIT.split("\n").filter((l) => /^[A-Za-z]+=/.test(l));
-    for (const s of [
-      "ExecStart=/usr/local/bin/otoroshi-lite --config /etc/otoroshi-lite/otoroshi.yaml",
-      "ExecReload=/bin/kill -HUP $MAINPID",
-      "Restart=on-failure",
-      "DynamicUser=yes",
-      "StateDirectory=otoroshi-lite",
-      "ConfigurationDirectory=otoroshi-lite",
-      "ProtectSystem=strict",
-      "NoNewPrivileges=yes",
-      "AmbientCapabilities=CAP_NET_BIND_SERVICE",
-      "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
-    ])
+    for (
+      const s of [
+        "ExecStart=/usr/local/bin/otoroshi-lite --config /etc/otoroshi-lite/otoroshi.yaml",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "Restart=on-failure",
+        "DynamicUser=yes",
+        "StateDirectory=otoroshi-lite",
+        "ConfigurationDirectory=otoroshi-lite",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+      ]
+    ) {
       expect(settings).toContain(s);
+    }
     // No other capability is granted anywhere in the unit.
     expect(settings.filter((l) => /Capabilit/.test(l)).every((l) => l.endsWith("=CAP_NET_BIND_SERVICE"))).toBe(true);
   });

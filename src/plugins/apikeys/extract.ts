@@ -17,7 +17,14 @@ export type Credential =
 
 type Ex = ApikeysPluginConfig["extractors"];
 
-function fromSources(ctx: RequestContext, headerName: string | null, queryName: string | null, cookieName: string | null, accept: (v: string, s: Source) => Credential | null, withAuthorization?: "basic" | "bearer"): Credential | null {
+function fromSources(
+  ctx: RequestContext,
+  headerName: string | null,
+  queryName: string | null,
+  cookieName: string | null,
+  accept: (v: string, s: Source) => Credential | null,
+  withAuthorization?: "basic" | "bearer",
+): Credential | null {
   const h = ctx.req.headers;
   if (headerName) {
     const v = h.get(headerName);
@@ -57,8 +64,7 @@ export function extractCredential(ctx: RequestContext, ex: Ex): Credential | nul
   if (ex.clientId.enabled) {
     const c = fromSources(ctx, ex.clientId.headerName, ex.clientId.queryName, ex.clientId.cookieName, (v, source) =>
       // An otoapk_ bearer sent in x-api-key belongs to the bearer extractor (Otoroshi W25).
-      v.startsWith("otoapk_") ? null : { kind: "clientId", clientId: v, source },
-    );
+      v.startsWith("otoapk_") ? null : { kind: "clientId", clientId: v, source });
     if (c) return c;
   }
   if (ex.customHeaders.enabled) {

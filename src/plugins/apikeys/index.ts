@@ -1,10 +1,10 @@
 // The Apikeys route plugin: extract → authenticate → authorize → wipe credentials.
 import type { ApikeysPluginConfig } from "../../config/schema.ts";
-import { GatewayError, type ErrorCode } from "../../errors.ts";
+import { type ErrorCode, GatewayError } from "../../errors.ts";
 import type { RequestContext } from "../../request.ts";
 import type { Access, AccessStage, FailureGuard, QuotaEnforcer, RouteInfo, TokenVerifier } from "../types.ts";
 import { authParam } from "../credentials.ts";
-import { credentialSources, extractCredential, type Credential } from "./extract.ts";
+import { type Credential, credentialSources, extractCredential } from "./extract.ts";
 import type { ApiKeyRecord, ApiKeyRegistry } from "./registry.ts";
 
 export interface ApikeysDeps {

@@ -6,7 +6,7 @@ import type { ClientCredentialServiceConfig } from "../../config/schema.ts";
 import type { Sink } from "../../handler.ts";
 import type { Keyring } from "../../keys/keyring.ts";
 import { log } from "../../log.ts";
-import { withCanonicalUrl, type RequestContext } from "../../request.ts";
+import { type RequestContext, withCanonicalUrl } from "../../request.ts";
 import type { ApiKeyRegistry } from "../apikeys/registry.ts";
 import type { FailureGuard, TokenVerifier } from "../types.ts";
 import { introspectEndpoint } from "./introspect.ts";

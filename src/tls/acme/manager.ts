@@ -104,7 +104,12 @@ export class AcmeManager {
   private dueAt(name: string, cert: StoredCertificate): number {
     const r = renewalTime(cert.notBefore, cert.notAfter, this.opts.acme.renewBefore);
     if (r.clamped) {
-      log("warn", "acme.renew_before_too_long", { domain: name, renewBefore: this.opts.acme.renewBefore, lifetimeDays: Math.round(((cert.notAfter - cert.notBefore) / 86_400_000) * 100) / 100, message: "renewBefore covers the whole lifetime of the certificates this CA issues; renewing with a third of the lifetime left instead" });
+      log("warn", "acme.renew_before_too_long", {
+        domain: name,
+        renewBefore: this.opts.acme.renewBefore,
+        lifetimeDays: Math.round(((cert.notAfter - cert.notBefore) / 86_400_000) * 100) / 100,
+        message: "renewBefore covers the whole lifetime of the certificates this CA issues; renewing with a third of the lifetime left instead",
+      });
     }
     return r.at;
   }
@@ -151,7 +156,13 @@ export class AcmeManager {
       const cert = this.store.save(name, chain, key);
       if (this.names.get(name) !== state) return; // dropped by a reload meanwhile
       Object.assign(state, { cert, failures: 0, lastError: null, next: this.dueAt(name, cert) });
-      log("info", "acme.issued", { domain: name, serial: cert.serial, notAfter: new Date(cert.notAfter).toISOString(), renewAt: new Date(state.next).toISOString(), durationMs: this.clock() - started });
+      log("info", "acme.issued", {
+        domain: name,
+        serial: cert.serial,
+        notAfter: new Date(cert.notAfter).toISOString(),
+        renewAt: new Date(state.next).toISOString(),
+        durationMs: this.clock() - started,
+      });
       this.onChange();
     } catch (e) {
       const problem: Problem = e instanceof AcmeFailure ? e.problem : { detail: (e as Error).message ?? String(e) };

@@ -3,7 +3,7 @@
 // Let's Encrypt staging to production orders real certificates instead of serving staging ones.
 // Files are 0600 in 0700 folders and replaced atomically (write beside, fsync, rename), so a
 // crash leaves the old or the new file, never half of one.
-import { X509Certificate, createPrivateKey, generateKeyPairSync } from "node:crypto";
+import { createPrivateKey, generateKeyPairSync, X509Certificate } from "node:crypto";
 import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { join } from "node:path";
 
@@ -97,5 +97,12 @@ export function describe(domain: string, chain: string, key: string): StoredCert
   if (!leafPem) throw new Error("no certificate in the chain");
   const leaf = new X509Certificate(leafPem);
   if (!leaf.checkPrivateKey(createPrivateKey(key))) throw new Error("the certificate does not match its key");
-  return { domain, chain, key, notBefore: (leaf.validFromDate ?? new Date(leaf.validFrom)).getTime(), notAfter: (leaf.validToDate ?? new Date(leaf.validTo)).getTime(), serial: serialHex(leaf.serialNumber) };
+  return {
+    domain,
+    chain,
+    key,
+    notBefore: (leaf.validFromDate ?? new Date(leaf.validFrom)).getTime(),
+    notAfter: (leaf.validToDate ?? new Date(leaf.validTo)).getTime(),
+    serial: serialHex(leaf.serialNumber),
+  };
 }

@@ -1,16 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import {
-  basic,
-  build,
-  CLIENTS,
-  expectError,
-  form,
-  formEncode,
-  json,
-  recordingGuard,
-  send,
-  TOKEN_URL,
-} from "./harness.ts";
+import { basic, build, CLIENTS, expectError, form, formEncode, json, recordingGuard, send, TOKEN_URL } from "./harness.ts";
 
 const { svc } = build();
 const GRANT = { grant_type: "client_credentials" };
@@ -117,4 +106,3 @@ describe("token endpoint: client authentication (RFC 6749 §2.3.1)", () => {
     expect(await answers("nobody-at-all")).toEqual(known);
   });
 });
-

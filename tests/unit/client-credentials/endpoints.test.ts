@@ -1,17 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import {
-  ALGS,
-  BASE,
-  build,
-  context,
-  DEFAULT_KP,
-  form,
-  get,
-  INTROSPECT_URL,
-  JWKS_URL,
-  send,
-  TOKEN_URL,
-} from "./harness.ts";
+import { ALGS, BASE, build, context, DEFAULT_KP, form, get, INTROSPECT_URL, JWKS_URL, send, TOKEN_URL } from "./harness.ts";
 
 const { svc } = build();
 const METADATA_URL = `${BASE}/.well-known/oauth-authorization-server`;
@@ -169,4 +157,3 @@ describe("RFC 8414 metadata", () => {
     expect(await res.text()).toBe("");
   });
 });
-

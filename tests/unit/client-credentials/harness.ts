@@ -28,7 +28,7 @@ const pems = new Map<string, string>();
 export function keyPair(alg: GenAlg, id = `k-${alg.toLowerCase()}`): KeyPair {
   const slot = `${alg} ${id}`;
   let pem = pems.get(slot);
-  if (pem === undefined) pems.set(slot, (pem = generateKeyPairPem(alg).privateKeyPem));
+  if (pem === undefined) pems.set(slot, pem = generateKeyPairPem(alg).privateKeyPem);
   return importKeyPair(id, pem);
 }
 

@@ -1,23 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { signJwt } from "../../../src/keys/jwt.ts";
-import {
-  BASE,
-  basic,
-  build,
-  call,
-  CLIENTS,
-  decodeJwt,
-  DEFAULT_KP,
-  form,
-  get,
-  HOST,
-  INTROSPECT_URL,
-  json,
-  keyPair,
-  NOW,
-  send,
-  tokenFor,
-} from "./harness.ts";
+import { BASE, basic, build, call, CLIENTS, decodeJwt, DEFAULT_KP, form, get, HOST, INTROSPECT_URL, json, keyPair, NOW, send, tokenFor } from "./harness.ts";
 
 const { svc } = build();
 

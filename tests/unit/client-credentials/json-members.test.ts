@@ -30,28 +30,34 @@ describe("repeatedMember", () => {
   test("names inside nested values or string values are not members", () => {
     expect(repeatedMember('{"a":{"a":1},"b":["a","b",{"b":"\\"}"}],"c":"\\"a\\":1"}')).toBe(null);
     expect(repeatedMember("{}")).toBe(null);
-    expect(repeatedMember(' {\n}\n')).toBe(null);
+    expect(repeatedMember(" {\n}\n")).toBe(null);
     expect(repeatedMember('{"a":true,"b":false,"c":null,"d":-1.5e+3}')).toBe(null);
   });
 
   test("property: null for any object with distinct names, the name for any repeat", () => {
     const member = fc.tuple(fc.string({ maxLength: 12, unit: "binary" }), fc.jsonValue({ maxDepth: 3 }), fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }), ws, ws);
     fc.assert(
-      fc.property(fc.uniqueArray(member, { selector: (m) => m[0], maxLength: 8 }), fc.nat(), fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }), fc.boolean(), ws, (members, pick, escapes, indent, outer) => {
-        const text = (ms: typeof members) =>
-          `${outer}{${ms.map(([n, v, e, a, b]) => `${a}${spell(n, e)}${b}:${a}${JSON.stringify(v, null, indent ? 2 : undefined)}${b}`).join(",")}}${outer}`;
-        const distinct = text(members);
-        expect(Object.keys(JSON.parse(distinct) as object).length).toBe(members.length);
-        expect(repeatedMember(distinct)).toBe(null);
-        if (members.length === 0) return;
-        // The same name again, spelled another way, anywhere in the object.
-        const [name, value] = members[pick % members.length]!;
-        const again: (typeof members)[number] = [name, value, escapes, "", " "];
-        const at = pick % (members.length + 1);
-        const twice = text([...members.slice(0, at), again, ...members.slice(at)]);
-        JSON.parse(twice); // still valid JSON: the last one would silently win
-        expect(repeatedMember(twice)).toBe(name);
-      }),
+      fc.property(
+        fc.uniqueArray(member, { selector: (m) => m[0], maxLength: 8 }),
+        fc.nat(),
+        fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }),
+        fc.boolean(),
+        ws,
+        (members, pick, escapes, indent, outer) => {
+          const text = (ms: typeof members) => `${outer}{${ms.map(([n, v, e, a, b]) => `${a}${spell(n, e)}${b}:${a}${JSON.stringify(v, null, indent ? 2 : undefined)}${b}`).join(",")}}${outer}`;
+          const distinct = text(members);
+          expect(Object.keys(JSON.parse(distinct) as object).length).toBe(members.length);
+          expect(repeatedMember(distinct)).toBe(null);
+          if (members.length === 0) return;
+          // The same name again, spelled another way, anywhere in the object.
+          const [name, value] = members[pick % members.length]!;
+          const again: (typeof members)[number] = [name, value, escapes, "", " "];
+          const at = pick % (members.length + 1);
+          const twice = text([...members.slice(0, at), again, ...members.slice(at)]);
+          JSON.parse(twice); // still valid JSON: the last one would silently win
+          expect(repeatedMember(twice)).toBe(name);
+        },
+      ),
       { numRuns: 1000 },
     );
   });
@@ -59,11 +65,13 @@ describe("repeatedMember", () => {
 
 describe("token and introspection endpoints", () => {
   test("a repeated client_id in a JSON body gets 400 invalid_request, however it is spelled", async () => {
-    for (const body of [
-      '{"grant_type":"client_credentials","client_id":"ghost","client_id":"my-id","client_secret":"my-secret"}',
-      '{"grant_type":"client_credentials","client_id":"my-id","client\\u005fid":"my-id","client_secret":"my-secret"}',
-      '{"grant_type":"client_credentials","client_id":"my-id","client_secret":"my-secret","client_id":null}',
-    ]) {
+    for (
+      const body of [
+        '{"grant_type":"client_credentials","client_id":"ghost","client_id":"my-id","client_secret":"my-secret"}',
+        '{"grant_type":"client_credentials","client_id":"my-id","client\\u005fid":"my-id","client_secret":"my-secret"}',
+        '{"grant_type":"client_credentials","client_id":"my-id","client_secret":"my-secret","client_id":null}',
+      ]
+    ) {
       await expectError(await send(svc, json(TOKEN_URL, body)), 400, "invalid_request", "parameter 'client_id' is repeated");
     }
     await expectError(

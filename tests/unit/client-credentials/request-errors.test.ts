@@ -1,14 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { setLogSink } from "../../../src/log.ts";
-import {
-  build,
-  expectError,
-  form,
-  HOST,
-  json,
-  send,
-  TOKEN_URL,
-} from "./harness.ts";
+import { build, expectError, form, HOST, json, send, TOKEN_URL } from "./harness.ts";
 
 const { svc } = build();
 const GRANT = { grant_type: "client_credentials" };
@@ -34,8 +26,7 @@ describe("token endpoint: request errors", () => {
   // too, in this endpoint's error shape.
   test("framing: a repeated Content-Length is its value; differing lengths and other codings get 400", async () => {
     const body = "grant_type=client_credentials&client_id=my-id&client_secret=my-secret";
-    const with_ = (headers: Record<string, string>) =>
-      new Request(TOKEN_URL, { method: "POST", headers: { host: HOST, "content-type": "application/x-www-form-urlencoded", ...headers }, body });
+    const with_ = (headers: Record<string, string>) => new Request(TOKEN_URL, { method: "POST", headers: { host: HOST, "content-type": "application/x-www-form-urlencoded", ...headers }, body });
     const n = String(body.length);
     expect((await send(svc, with_({ "content-length": `${n}, ${n}` }))).status).toBe(200);
     await expectError(await send(svc, with_({ "content-length": `${n}, 1` })), 400, "invalid_request", "invalid Content-Length");
@@ -113,7 +104,11 @@ describe("token endpoint: request errors", () => {
   });
 
   test("refuses a Host header that cannot make an issuer", async () => {
-    const req = new Request(TOKEN_URL, { method: "POST", headers: { host: "oauth.oto.tools:8080/evil", "content-type": "application/x-www-form-urlencoded" }, body: "grant_type=client_credentials&client_id=my-id&client_secret=my-secret" });
+    const req = new Request(TOKEN_URL, {
+      method: "POST",
+      headers: { host: "oauth.oto.tools:8080/evil", "content-type": "application/x-www-form-urlencoded" },
+      body: "grant_type=client_credentials&client_id=my-id&client_secret=my-secret",
+    });
     const { svc: any } = build({ config: { domain: "*" } });
     await expectError(await send(any, req), 400, "invalid_request", "invalid Host header");
   });

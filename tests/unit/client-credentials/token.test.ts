@@ -1,17 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import {
-  ALGS,
-  build,
-  decodeJwt,
-  DEFAULT_KP,
-  expectError,
-  form,
-  HOST,
-  json,
-  NOW,
-  send,
-  TOKEN_URL,
-} from "./harness.ts";
+import { ALGS, build, decodeJwt, DEFAULT_KP, expectError, form, HOST, json, NOW, send, TOKEN_URL } from "./harness.ts";
 
 const { svc } = build();
 const GRANT = { grant_type: "client_credentials" };
@@ -120,8 +108,7 @@ describe("token endpoint: scope (RFC 6749 §3.3)", () => {
     expect(claim).toBe(body.scope);
     return body.scope;
   };
-  const ask = (clientId: string, secret: string, scope?: string) =>
-    send(svc, form(TOKEN_URL, { ...GRANT, client_id: clientId, client_secret: secret, ...(scope === undefined ? {} : { scope }) }));
+  const ask = (clientId: string, secret: string, scope?: string) => send(svc, form(TOKEN_URL, { ...GRANT, client_id: clientId, client_secret: secret, ...(scope === undefined ? {} : { scope }) }));
 
   test("grants a requested subset, in the token and the response", async () => {
     expect(await scopeOf(await ask("my-id", "my-secret", "read"))).toBe("read");
@@ -147,4 +134,3 @@ describe("token endpoint: scope (RFC 6749 §3.3)", () => {
     await expectError(await ask("my-id", "my-secret", 'read\\"'), 400, "invalid_scope");
   });
 });
-

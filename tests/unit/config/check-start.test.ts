@@ -95,8 +95,14 @@ async function cases(): Promise<Case[]> {
     ["server.stateDir under a file", { "otoroshi.yaml": `server:\n  stateDir: ./not-a-dir/state\n${ccs}${route}`, "not-a-dir": "x" }, ["--port", "0"]],
     ["a state directory to create", { "otoroshi.yaml": `server:\n  stateDir: ./state/deeper\n${ccs}${route}` }, ["--port", "0"]],
     ["server.host with a port", { "otoroshi.yaml": `server:\n  host: 127.0.0.1:8080\n${route}` }, ["--port", "0"]],
-    ["HTTPS on the HTTP port", { "otoroshi.yaml": `server:\n  port: ${p}\n  host: 127.0.0.1\n  https: { port: ${p}, keyPairs: [tls] }\n${route}keypairs:\n  - id: tls\n    privateKey: \${file:key.pem}\n    certificate: \${file:cert.pem}\n` }, []],
-    ["HTTPS on its own port", { "otoroshi.yaml": `server:\n  port: ${p}\n  host: 127.0.0.1\n  https: { port: 0, keyPairs: [tls] }\n${route}keypairs:\n  - id: tls\n    privateKey: \${file:key.pem}\n    certificate: \${file:cert.pem}\n` }, []],
+    ["HTTPS on the HTTP port", {
+      "otoroshi.yaml":
+        `server:\n  port: ${p}\n  host: 127.0.0.1\n  https: { port: ${p}, keyPairs: [tls] }\n${route}keypairs:\n  - id: tls\n    privateKey: \${file:key.pem}\n    certificate: \${file:cert.pem}\n`,
+    }, []],
+    ["HTTPS on its own port", {
+      "otoroshi.yaml":
+        `server:\n  port: ${p}\n  host: 127.0.0.1\n  https: { port: 0, keyPairs: [tls] }\n${route}keypairs:\n  - id: tls\n    privateKey: \${file:key.pem}\n    certificate: \${file:cert.pem}\n`,
+    }, []],
   ];
   for (const [name, files, args] of made) {
     const dir = dirWith(files);
@@ -114,7 +120,9 @@ describe("check accepts a config exactly when the gateway starts on it", async (
       const file = join(c.dir, c.file);
       const [ck, st] = [await check(file), await starts(file, c.args)];
       // On a disagreement, both outputs say why.
-      expect({ checkOk: ck.code === 0, started: st.started, check: ck.code === 0 ? "" : ck.stderr.split("\n")[0], start: st.started ? "" : st.stderr.split("\n")[0] }).toMatchObject({ checkOk: st.started });
+      expect({ checkOk: ck.code === 0, started: st.started, check: ck.code === 0 ? "" : ck.stderr.split("\n")[0], start: st.started ? "" : st.stderr.split("\n")[0] }).toMatchObject({
+        checkOk: st.started,
+      });
       expect(ck.code === 0 || ck.code === 1).toBe(true);
     }, 60_000);
   }

@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CST, Parser } from "yaml";
 import { loadSnapshot } from "../../../src/config/load.ts";
-import { ConfigError, formatProblem, type ConfigProblem } from "../../../src/errors.ts";
+import { ConfigError, type ConfigProblem, formatProblem } from "../../../src/errors.ts";
 import { bunUpstream } from "../../helpers/gateway.ts";
 
 const dir = join(import.meta.dir, "../../fixtures/configs/invalid");
@@ -36,7 +36,9 @@ function messages(file: string, env: Record<string, string> = {}): ConfigProblem
 function valuesOf(text: string): string[] {
   const out = new Set<string>();
   const keys = new Set<string>();
-  const scalar = (t: CST.Token | null | undefined) => (t && (t.type === "scalar" || t.type === "double-quoted-scalar" || t.type === "single-quoted-scalar" || t.type === "block-scalar") ? t.source : undefined);
+  const scalar = (
+    t: CST.Token | null | undefined,
+  ) => (t && (t.type === "scalar" || t.type === "double-quoted-scalar" || t.type === "single-quoted-scalar" || t.type === "block-scalar") ? t.source : undefined);
   for (const tok of new Parser().parse(text)) {
     if (tok.type !== "document") continue;
     CST.visit(tok, (item) => {
@@ -128,7 +130,8 @@ describe("no problem message quotes a value from the file", () => {
     (v: string) => `routes:\n  - id: r\n    frontend: { domains: [a.test] }\n    backend:\n      targets:\n        - hostname: ${v}\n`,
     (v: string) => `routes:\n  - id: r\n    frontend: { domains: [a.test] }\n    backend: { targets: [{ hostname: b, tls: true, tlsConfig: { ca: ${v} } }] }\n`,
     (v: string) => `routes:\n  - id: r\n    frontend: { domains: [a.test] }\n    backend: { targets: [{ hostname: b }], root: ${v}, timeout: ${v} }\n`,
-    (v: string) => `routes:\n  - id: r\n    frontend: { domains: [a.test] }\n    backend: { targets: [{ hostname: b }] }\n    plugins:\n      - plugin: Apikeys\n        config: { clientIdHeaderName: ${v} }\n`,
+    (v: string) =>
+      `routes:\n  - id: r\n    frontend: { domains: [a.test] }\n    backend: { targets: [{ hostname: b }] }\n    plugins:\n      - plugin: Apikeys\n        config: { clientIdHeaderName: ${v} }\n`,
     (v: string) => `routes:\n  - id: r\n    frontend: { domains: [a.test] }\n    backend: { targets: [{ hostname: b }] }\n    plugins:\n      - plugin: ${v}\n`,
     (v: string) => `plugins:\n  - plugin: ClientCredentialService\n    config: { domain: ${v}, issuer: ${v} }\n`,
     (v: string) => `plugins:\n  - plugin: ClientCredentialService\n    config: { defaultKeyPair: ${v}, previousKeyPairs: [${v}], audience: ${v} }\n`,

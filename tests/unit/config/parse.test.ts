@@ -40,7 +40,10 @@ describe("config parsing", () => {
     const dir = mkdtempSync(join(tmpdir(), "oto-parse-"));
     try {
       writeFileSync(join(dir, "secret.txt"), "from-file\n");
-      writeFileSync(join(dir, "otoroshi.yaml"), "apikeys:\n  - clientId: a\n    clientSecret: ${env:SECRET_A}\n  - clientId: b\n    clientSecret: ${file:secret.txt}\n  - clientId: c\n    clientSecret: lit-$${env:X}\n");
+      writeFileSync(
+        join(dir, "otoroshi.yaml"),
+        "apikeys:\n  - clientId: a\n    clientSecret: ${env:SECRET_A}\n  - clientId: b\n    clientSecret: ${file:secret.txt}\n  - clientId: c\n    clientSecret: lit-$${env:X}\n",
+      );
       const { config, files } = parseConfig(readFileSync(join(dir, "otoroshi.yaml")), join(dir, "otoroshi.yaml"), { env: { SECRET_A: "from-env" } });
       expect(config.apikeys.map((k) => k.clientSecret)).toEqual(["from-env", "from-file", "lit-${env:X}"]);
       expect(files).toEqual([join(dir, "secret.txt")]);
@@ -70,13 +73,15 @@ describe("config parsing", () => {
   });
 
   test("validUntil accepts epoch milliseconds and ISO 8601", () => {
-    const { config } = parseConfig("apikeys:\n  - { clientId: a, clientSecret: x, validUntil: 1767225600000 }\n  - { clientId: b, clientSecret: x, validUntil: '2027-01-01T00:00:00Z' }\n", "f.yaml", { env: {} });
+    const { config } = parseConfig("apikeys:\n  - { clientId: a, clientSecret: x, validUntil: 1767225600000 }\n  - { clientId: b, clientSecret: x, validUntil: '2027-01-01T00:00:00Z' }\n", "f.yaml", {
+      env: {},
+    });
     expect(config.apikeys[0].validUntil).toBe(1767225600000);
     expect(config.apikeys[1].validUntil).toBe("2027-01-01T00:00:00Z");
   });
 
   test('domain "*" without issuer is a warning, not an error', () => {
     const parsed = parseConfig("plugins:\n  - plugin: ClientCredentialService\n    config: { domain: '*' }\n", "f.yaml", { env: {} });
-    expect(parsed.warnings.map(formatProblem)).toContainEqual(expect.stringContaining("f.yaml:3:23 plugins[0].config.domain: domain \"*\" without an issuer"));
+    expect(parsed.warnings.map(formatProblem)).toContainEqual(expect.stringContaining('f.yaml:3:23 plugins[0].config.domain: domain "*" without an issuer'));
   });
 });

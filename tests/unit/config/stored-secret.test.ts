@@ -24,7 +24,9 @@ describe("stored secrets", () => {
   test("sha256: with anything but exactly 64 hex digits is refused, for clientSecret and previous secrets", () => {
     for (const bad of ["sha256:", `sha256:${hex(63)}`, `sha256:${hex(65)}`, `sha256:${hex(62)}zz`, `sha256: ${hex(64)}`, `sha256:${hex(64)}\\n`]) {
       expect(problems(`apikeys:\n  - clientId: a\n    clientSecret: "${bad}"\n`)).toEqual([`f.yaml:3:19 apikeys[0].clientSecret: ${MESSAGE}`]);
-      expect(problems(`apikeys:\n  - clientId: a\n    clientSecret: s\n    previousSecrets:\n      - { secret: "${bad}", validUntil: 0 }\n`)).toEqual([`f.yaml:5:19 apikeys[0].previousSecrets[0].secret: ${MESSAGE}`]);
+      expect(problems(`apikeys:\n  - clientId: a\n    clientSecret: s\n    previousSecrets:\n      - { secret: "${bad}", validUntil: 0 }\n`)).toEqual([
+        `f.yaml:5:19 apikeys[0].previousSecrets[0].secret: ${MESSAGE}`,
+      ]);
     }
   });
 

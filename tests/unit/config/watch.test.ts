@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { watchConfig, type ConfigWatcher, type WatchOptions } from "../../../src/config/watch.ts";
+import { type ConfigWatcher, watchConfig, type WatchOptions } from "../../../src/config/watch.ts";
 import { setLogSink } from "../../../src/log.ts";
 
 // fs.watch tests set the poll far out (60 s) so a pass proves the directory watcher.
@@ -183,7 +183,15 @@ describe("watchConfig", () => {
     const logged: string[] = [];
     setLogSink((line) => logged.push(line));
     cleanups.push(() => setLogSink((line) => process.stderr.write(line + "\n")));
-    const watcher = watchConfig({ file, debounceMs: 20, pollIntervalMs: 100, onChange: () => { calls++; throw new Error("boom"); } });
+    const watcher = watchConfig({
+      file,
+      debounceMs: 20,
+      pollIntervalMs: 100,
+      onChange: () => {
+        calls++;
+        throw new Error("boom");
+      },
+    });
     cleanups.unshift(() => watcher.close());
     await settle();
     writeFileSync(file, "a: 2\n");

@@ -109,7 +109,9 @@ export function buildCorpus(keys: Keys, fetchUrl: string): Case[] {
     add(`${alg}: empty signature`, withSig(good, ""), refuse);
     add(`${alg}: payload of another token (payload swap)`, `${parts(good)[0]}.${parts(token(kp, claims(alg, { sub: "admin", client_id: "admin" })))[1]}.${parts(good)[2]}`, refuse);
     add(`${alg}: unknown kid`, token(kp, claims(alg), header(kp, { kid: "nope" })), refuse);
-    add(`${alg}: no kid (the gateway never guesses a key)`, token(kp, claims(alg), { alg, typ: "at+jwt" }), { gatewayStricter: "a token names its key: the gateway does not try the JWKS key of the same algorithm (RFC 8725 §3.10)" });
+    add(`${alg}: no kid (the gateway never guesses a key)`, token(kp, claims(alg), { alg, typ: "at+jwt" }), {
+      gatewayStricter: "a token names its key: the gateway does not try the JWKS key of the same algorithm (RFC 8725 §3.10)",
+    });
     const other = ours[alg === "ES256" ? "ES384" : "ES256"];
     add(`${alg}: kid of another of the gateway's keys`, token(kp, claims(alg), header(kp, { kid: other.id })), refuse);
     add(`${alg}: alg and kid of another key, signed with this one`, token(kp, claims(alg), header(other)), refuse);
@@ -131,16 +133,22 @@ export function buildCorpus(keys: Keys, fetchUrl: string): Case[] {
       }
     }
     add(`${alg}: crit with an unknown extension`, token(kp, claims(alg), header(kp, { crit: ["x-unknown"], "x-unknown": true })), refuse);
-    add(`${alg}: crit b64 true`, token(kp, claims(alg), header(kp, { crit: ["b64"], b64: true })), { gatewayStricter: "the gateway understands no extension, so any crit is refused (RFC 7515 §4.1.11)" });
+    add(`${alg}: crit b64 true`, token(kp, claims(alg), header(kp, { crit: ["b64"], b64: true })), {
+      gatewayStricter: "the gateway understands no extension, so any crit is refused (RFC 7515 §4.1.11)",
+    });
     add(`${alg}: jku and x5u to the attacker, signed by the attacker`, token(attacker, claims(alg), header(attacker, { kid: "attacker", jku: fetchUrl, x5u: fetchUrl })), refuse);
     add(`${alg}: jwk header with the attacker's key`, token(attacker, claims(alg), header(attacker, { kid: "attacker", jwk: attacker.publicJwk })), refuse);
     add(`${alg}: jwk header with the attacker's key under this kid`, token(attacker, claims(alg), header(kp, { alg: "ES256", jwk: attacker.publicJwk })), refuse);
     add(`${alg}: x5c header, signed by the attacker`, token(attacker, claims(alg), header(attacker, { kid: "attacker", x5c: [fixtureDerB64("localhost.cert.pem")] })), refuse);
     add(`${alg}: jku and x5u on a token the gateway signed (never fetched)`, token(kp, claims(alg), header(kp, { jku: fetchUrl, x5u: fetchUrl })), accept);
-    add(`${alg}: signature in base64, not base64url`, (() => {
-      const t = tokenWithUrlChars(kp);
-      return withSig(t, parts(t)[2].replace(/-/g, "+").replace(/_/g, "/"));
-    })(), refuse);
+    add(
+      `${alg}: signature in base64, not base64url`,
+      (() => {
+        const t = tokenWithUrlChars(kp);
+        return withSig(t, parts(t)[2].replace(/-/g, "+").replace(/_/g, "/"));
+      })(),
+      refuse,
+    );
     add(`${alg}: signature with base64 padding`, good + "=".repeat((4 - (parts(good)[2].length % 4)) % 4 || 4), { gatewayStricter: "one spelling per signature: no padding (RFC 7515 §2, §3.1)" });
     add(`${alg}: signature with a space inside`, good.slice(0, -4) + " " + good.slice(-4), { gatewayStricter: "one spelling per signature: no whitespace (RFC 7515 §2)" });
     add(`${alg}: extra dot at the end`, `${good}.`, refuse);
@@ -148,7 +156,9 @@ export function buildCorpus(keys: Keys, fetchUrl: string): Case[] {
     add(`${alg}: empty header segment`, `.${parts(good)[1]}.${parts(good)[2]}`, refuse);
     add(`${alg}: empty payload segment`, `${parts(good)[0]}..${parts(good)[2]}`, refuse);
     add(`${alg}: two segments`, `${parts(good)[0]}.${parts(good)[1]}`, refuse);
-    add(`${alg}: a 20 KB claim, validly signed`, token(kp, claims(alg, { pad: "x".repeat(20_000) })), { gatewayStricter: "tokens over 16 KiB are refused before any decoding (a bound on work per request)" });
+    add(`${alg}: a 20 KB claim, validly signed`, token(kp, claims(alg, { pad: "x".repeat(20_000) })), {
+      gatewayStricter: "tokens over 16 KiB are refused before any decoding (a bound on work per request)",
+    });
     add(`${alg}: 1 MB of base64url`, `${"A".repeat(400_000)}.${"B".repeat(400_000)}.${"C".repeat(300_000)}`, refuse);
     // RFC 7519 §4.1.4/§4.1.5 with the gateway's leeway (LEEWAY_SEC, src/plugins/client-credentials/verify.ts).
     const exp = NOW + 600;
@@ -159,8 +169,12 @@ export function buildCorpus(keys: Keys, fetchUrl: string): Case[] {
     add(`${alg}: checked leeway + 1 s before nbf`, token(kp, claims(alg, { nbf: NOW + 600 })), refuse, NOW + 600 - LEEWAY_SEC - 1);
     add(`${alg}: fractional exp just inside the leeway`, token(kp, claims(alg, { exp: NOW - LEEWAY_SEC + 0.5 })), accept);
     add(`${alg}: no exp`, token(kp, claims(alg, { exp: undefined })), refuse);
-    add(`${alg}: exp 1e400 (not a finite NumericDate)`, signSegments(kp, seg(header(kp)), b64u(JSON.stringify(claims(alg, { exp: 0 })).replace('"exp":0', '"exp":1e400'))), { gatewayStricter: "a NumericDate must be a finite number (RFC 7519 §2); 1e400 parses as Infinity" });
-    add(`${alg}: iat beyond the leeway in the future`, token(kp, claims(alg, { iat: NOW + LEEWAY_SEC + 1 })), { gatewayStricter: "a token issued in the future is refused (jose checks iat only with maxTokenAge)" });
+    add(`${alg}: exp 1e400 (not a finite NumericDate)`, signSegments(kp, seg(header(kp)), b64u(JSON.stringify(claims(alg, { exp: 0 })).replace('"exp":0', '"exp":1e400'))), {
+      gatewayStricter: "a NumericDate must be a finite number (RFC 7519 §2); 1e400 parses as Infinity",
+    });
+    add(`${alg}: iat beyond the leeway in the future`, token(kp, claims(alg, { iat: NOW + LEEWAY_SEC + 1 })), {
+      gatewayStricter: "a token issued in the future is refused (jose checks iat only with maxTokenAge)",
+    });
     add(`${alg}: wrong audience`, token(kp, claims(alg, { aud: "other" })), refuse);
     add(`${alg}: audience in an array`, token(kp, claims(alg, { aud: ["other", AUDIENCE] })), accept);
     add(`${alg}: no audience`, token(kp, claims(alg, { aud: undefined })), refuse);
@@ -168,7 +182,11 @@ export function buildCorpus(keys: Keys, fetchUrl: string): Case[] {
     add(`${alg}: issuer with a trailing slash added`, token(kp, claims(alg, { iss: ISSUER + "/" })), refuse);
     add(`${alg}: typ JWT`, token(kp, claims(alg), header(kp, { typ: "JWT" })), refuse);
     add(`${alg}: no typ`, token(kp, claims(alg), header(kp, { typ: undefined })), refuse);
-    add(`${alg}: payload not valid UTF-8`, signSegments(kp, seg(header(kp)), b64u(Buffer.concat([Buffer.from(JSON.stringify(claims(alg)).slice(0, -1) + ',"x":"'), Buffer.from([0xff]), Buffer.from('"}')]))), refuse);
+    add(
+      `${alg}: payload not valid UTF-8`,
+      signSegments(kp, seg(header(kp)), b64u(Buffer.concat([Buffer.from(JSON.stringify(claims(alg)).slice(0, -1) + ',"x":"'), Buffer.from([0xff]), Buffer.from('"}')]))),
+      refuse,
+    );
     add(`${alg}: payload a JSON array`, signSegments(kp, seg(header(kp)), seg([claims(alg)])), refuse);
     // RFC 7515 §5.2: the lexically last member wins, in both.
     add(`${alg}: duplicate alg, the key's last`, signSegments(kp, b64u(JSON.stringify(header(kp)).replace("{", '{"alg":"none",')), seg(claims(alg))), accept);

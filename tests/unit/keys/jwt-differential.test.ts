@@ -9,9 +9,28 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import fc from "fast-check";
 import type { JwsAlg } from "../../../src/keys/keyring.ts";
-import { startEchoBackend, type EchoBackend } from "../../helpers/echo-backend.ts";
+import { type EchoBackend, startEchoBackend } from "../../helpers/echo-backend.ts";
 import { buildGateway, type TestGateway } from "../../helpers/gateway.ts";
-import { ALGS, AUDIENCE, ISSUER, NOW, PEMS, buildCorpus, claims, clientOf, gatewayVerifier, header, joseVerifier, kidOf, loadKeys, mismatches, publishedJwks, token, type Case, type Keys } from "./jwt-corpus.ts";
+import {
+  ALGS,
+  AUDIENCE,
+  buildCorpus,
+  type Case,
+  claims,
+  clientOf,
+  gatewayVerifier,
+  header,
+  ISSUER,
+  joseVerifier,
+  type Keys,
+  kidOf,
+  loadKeys,
+  mismatches,
+  NOW,
+  PEMS,
+  publishedJwks,
+  token,
+} from "./jwt-corpus.ts";
 
 const indent = (pem: string) => pem.trim().split("\n").join("\n      ");
 const SECRET = "differential-secret";
@@ -42,9 +61,11 @@ routes:
 apikeys:
 ${ALGS.map((a) => `  - { clientId: ${clientOf(a)}, clientSecret: ${SECRET}, metadata: { jwt-sign-keypair: ${kidOf(a)} } }`).join("\n")}
 keypairs:
-${Object.entries(PEMS)
-  .map(([id, pem]) => `  - id: ${id}\n    privateKey: |\n      ${indent(pem)}`)
-  .join("\n")}
+${
+      Object.entries(PEMS)
+        .map(([id, pem]) => `  - id: ${id}\n    privateKey: |\n      ${indent(pem)}`)
+        .join("\n")
+    }
 `,
     { now: NOW * 1000 },
   );
@@ -194,7 +215,12 @@ const root = resolve(import.meta.dir, "../../..");
 const deno = resolve(root, "node_modules/.bin/deno");
 
 test.skipIf(!existsSync(deno))("on Deno, the verifier and jose agree on the same corpus", async () => {
-  const proc = spawn([deno, "run", "-A", `--config=${resolve(root, "deno.json")}`, "tests/unit/keys/jwt-differential-deno.ts"], { cwd: root, stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } });
+  const proc = spawn([deno, "run", "-A", `--config=${resolve(root, "deno.json")}`, "tests/unit/keys/jwt-differential-deno.ts"], {
+    cwd: root,
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, NO_COLOR: "1" },
+  });
   const timer = setTimeout(() => proc.kill(), 60_000);
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   clearTimeout(timer);

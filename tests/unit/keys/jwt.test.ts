@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { createHmac, createPublicKey, sign } from "node:crypto";
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
-import { SignJWT, createLocalJWKSet, importPKCS8, jwtVerify } from "jose";
+import { createLocalJWKSet, importPKCS8, jwtVerify, SignJWT } from "jose";
 import { signJwt, verifyJwt } from "../../../src/keys/jwt.ts";
 import type { VerifyOptions } from "../../../src/keys/jwt.ts";
 import { createKeyring, importKeyPair, jwks } from "../../../src/keys/keyring.ts";
@@ -179,20 +179,22 @@ describe("verifyJwt refuses", () => {
   test("malformed shapes, oversized tokens and non-object JSON", () => {
     const good = signJwt(ec, claims());
     const [h, p, s] = good.split(".");
-    for (const token of [
-      "",
-      "a.b",
-      `${good}.x`,
-      `.${p}.${s}`,
-      `${h}..${s}`,
-      `${h}.${p}.${s}=`,
-      `${h}+.${p}.${s}`,
-      `${b64([1])}.${p}.${s}`,
-      `${h}.${b64("str")}.${s}`,
-      `${Buffer.from("{not json").toString("base64url")}.${p}.${s}`,
-      `${Buffer.from([0xff, 0xfe]).toString("base64url")}.${p}.${s}`,
-      `${h}.${b64(claims({ pad: "x".repeat(16 * 1024) }))}.${s}`,
-    ]) {
+    for (
+      const token of [
+        "",
+        "a.b",
+        `${good}.x`,
+        `.${p}.${s}`,
+        `${h}..${s}`,
+        `${h}.${p}.${s}=`,
+        `${h}+.${p}.${s}`,
+        `${b64([1])}.${p}.${s}`,
+        `${h}.${b64("str")}.${s}`,
+        `${Buffer.from("{not json").toString("base64url")}.${p}.${s}`,
+        `${Buffer.from([0xff, 0xfe]).toString("base64url")}.${p}.${s}`,
+        `${h}.${b64(claims({ pad: "x".repeat(16 * 1024) }))}.${s}`,
+      ]
+    ) {
       expect(reason(token)).toBe("malformed");
     }
     expect(reason(123 as unknown as string)).toBe("malformed");

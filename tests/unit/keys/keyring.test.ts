@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { KeyImportError, createKeyring, importKeyPair, jwks } from "../../../src/keys/keyring.ts";
+import { createKeyring, importKeyPair, jwks, KeyImportError } from "../../../src/keys/keyring.ts";
 import type { JwsAlg } from "../../../src/keys/keyring.ts";
 
 const fixture = (name: string) => readFileSync(new URL(`../../fixtures/keys/${name}`, import.meta.url), "utf8");

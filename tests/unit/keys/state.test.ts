@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, write
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { importKeyPair } from "../../../src/keys/keyring.ts";
-import { StateDirError, loadOrCreateKeyPair } from "../../../src/keys/state.ts";
+import { loadOrCreateKeyPair, StateDirError } from "../../../src/keys/state.ts";
 
 const root = mkdtempSync(join(tmpdir(), "otoroshi-keys-"));
 afterAll(() => {

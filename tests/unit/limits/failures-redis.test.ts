@@ -3,9 +3,9 @@
 // redis-server is not installed.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { getLogLevel, setLogLevel, setLogSink } from "../../../src/log.ts";
-import { createSharedFailureGuard, LimiterUnavailable, type FailureGuardHandle } from "../../../src/limits/failures.ts";
+import { createSharedFailureGuard, type FailureGuardHandle, LimiterUnavailable } from "../../../src/limits/failures.ts";
 import { parseRedisUrl, RedisClient } from "../../../src/limits/redis.ts";
-import { freePort, hasRedis, REDIS, startRedis, type RedisProc } from "../../helpers/redis.ts";
+import { freePort, hasRedis, REDIS, type RedisProc, startRedis } from "../../helpers/redis.ts";
 
 if (!hasRedis) console.warn(`SKIP: shared failed-secret limiter tests need ${REDIS} (apt-get install -y redis-server)`);
 

@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { ApiKey } from "../../../src/config/schema.ts";
 import { errorResponse, GatewayError } from "../../../src/errors.ts";
 import { getLogLevel, setLogLevel, setLogSink } from "../../../src/log.ts";
-import { ApiKeyRegistry, type ApiKeyRecord } from "../../../src/plugins/apikeys/registry.ts";
-import { createQuotaEnforcer, quotaWindows, type QuotaEnforcerHandle } from "../../../src/limits/quotas.ts";
+import { type ApiKeyRecord, ApiKeyRegistry } from "../../../src/plugins/apikeys/registry.ts";
+import { createQuotaEnforcer, type QuotaEnforcerHandle, quotaWindows } from "../../../src/limits/quotas.ts";
 
 const root = mkdtempSync(join(tmpdir(), "oto-quotas-"));
 let n = 0;
@@ -195,11 +195,13 @@ describe("quota persistence (memory store)", () => {
     expect(headers(await enforcer(dir).consume("app", k, Date.now()))["otoroshi-daily-calls-remaining"]).toBe("9");
   });
 
-  for (const [name, content] of [
-    ["not JSON", "{ this is not json"],
-    ["a wrong shape", JSON.stringify({ version: 1, counters: { "d:app": { w: 5, n: "x" } } })],
-    ["another version", JSON.stringify({ version: 99, counters: {} })],
-  ] as const) {
+  for (
+    const [name, content] of [
+      ["not JSON", "{ this is not json"],
+      ["a wrong shape", JSON.stringify({ version: 1, counters: { "d:app": { w: 5, n: "x" } } })],
+      ["another version", JSON.stringify({ version: 99, counters: {} })],
+    ] as const
+  ) {
     test(`starts empty with a warning when quotas.json is ${name}`, async () => {
       const dir = freshDir();
       const logs = captureLogs();

@@ -6,10 +6,10 @@ import { tmpdir } from "node:os";
 import { ApiKey } from "../../../src/config/schema.ts";
 import { GatewayError } from "../../../src/errors.ts";
 import { getLogLevel, setLogLevel, setLogSink } from "../../../src/log.ts";
-import { ApiKeyRegistry, type ApiKeyRecord } from "../../../src/plugins/apikeys/registry.ts";
+import { type ApiKeyRecord, ApiKeyRegistry } from "../../../src/plugins/apikeys/registry.ts";
 import { createQuotaEnforcer, type QuotaEnforcerHandle } from "../../../src/limits/quotas.ts";
 import { encodeCommand, parseRedisUrl, parseReply, RedisError } from "../../../src/limits/redis.ts";
-import { freePort, hasRedis, REDIS, startRedis, type RedisProc } from "../../helpers/redis.ts";
+import { freePort, hasRedis, REDIS, type RedisProc, startRedis } from "../../helpers/redis.ts";
 
 if (!hasRedis) console.warn(`SKIP: Redis quota tests need ${REDIS} (apt-get install -y redis-server)`);
 

@@ -18,7 +18,7 @@ function exported(): Set<string> {
   metrics.route("d").observe("GET", 200, 0.01);
   const m = parseExposition(renderMetrics(new ConfigStore(snap)));
   const names = new Set(m.type.keys());
-  for (const [name, type] of m.type) if (type === "histogram") for (const s of ["_bucket", "_sum", "_count"]) names.add(name + s);
+  for (const [name, type] of m.type) if (type === "histogram") { for (const s of ["_bucket", "_sum", "_count"]) names.add(name + s); }
   return names;
 }
 

@@ -29,7 +29,7 @@ function setup(opts: { store?: QuotaStatus; onUnavailable?: string; lifecycle?: 
   const h = createHealthEndpoints(g.store, { lifecycle, store: opts.store ? () => opts.store! : undefined, clock: opts.clock ?? (() => 3_500) });
   const get = async (path: string, method = "GET") => {
     const res = h.answer(new Request(`http://x.test${path}`, { method }), LOOPBACK, path)!;
-    return { status: res.status, body: method === "HEAD" ? null : ((await res.json()) as Record<string, any>), res };
+    return { status: res.status, body: method === "HEAD" ? null : ((await res.json()) as Record<string, unknown>), res };
   };
   return { g, lifecycle, get, h };
 }

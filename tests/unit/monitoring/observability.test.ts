@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { configureAccessLog, flushAccessLog, reopenAccessLog, setAccessLogSink, writeAccessLine } from "../../../src/monitoring/access-log.ts";
 import { metrics, RouteMetrics } from "../../../src/monitoring/metrics.ts";
-import { REQUEST_ID, generateRequestId, requestIdFor } from "../../../src/monitoring/request-id.ts";
+import { generateRequestId, REQUEST_ID, requestIdFor } from "../../../src/monitoring/request-id.ts";
 import { parseTraceparent, traceHeaders } from "../../../src/monitoring/trace.ts";
 
 describe("request ids", () => {
@@ -29,18 +29,20 @@ describe("W3C trace context", () => {
     expect(parseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")).toEqual({ traceId: "4bf92f3577b34da6a3ce929d0e0e4736", flags: "01" });
     // A later version may carry more fields (§4.3).
     expect(parseTraceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03-more")).toEqual({ traceId: "4bf92f3577b34da6a3ce929d0e0e4736", flags: "03" });
-    for (const bad of [
-      null,
-      "",
-      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
-      "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
-      "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-      "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-      "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
-      "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
-      "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-    ]) expect(parseTraceparent(bad)).toBeNull();
+    for (
+      const bad of [
+        null,
+        "",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+        "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+      ]
+    ) expect(parseTraceparent(bad)).toBeNull();
   });
 
   test("the backend's traceparent: same trace, a new span, the sampled bit only; tracestate only beside a valid one", () => {

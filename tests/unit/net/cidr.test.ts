@@ -9,7 +9,25 @@ describe("parseCidr", () => {
   });
 
   test("refuses malformed entries with a message naming the entry", () => {
-    for (const bad of ["", "10.0.0", "10.0.0.256", "10.0.0.1/33", "::1/129", "10.0.0.0/", "10.0.0.0/-1", "010.0.0.1", "1:2:3:4:5:6:7:8:9", "1::2::3", "fe80::1%eth0", "localhost", "::1/08", "1.2.3.4 /8", "gggg::1"]) {
+    for (
+      const bad of [
+        "",
+        "10.0.0",
+        "10.0.0.256",
+        "10.0.0.1/33",
+        "::1/129",
+        "10.0.0.0/",
+        "10.0.0.0/-1",
+        "010.0.0.1",
+        "1:2:3:4:5:6:7:8:9",
+        "1::2::3",
+        "fe80::1%eth0",
+        "localhost",
+        "::1/08",
+        "1.2.3.4 /8",
+        "gggg::1",
+      ]
+    ) {
       const r = parseCidr(bad);
       expect(r.ok).toBe(false);
       if (!r.ok) expect(r.message).toContain(`"${bad.trim()}`);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { createBalancer, rendezvous, type PickContext } from "../../../src/proxy/balance.ts";
+import { createBalancer, type PickContext, rendezvous } from "../../../src/proxy/balance.ts";
 
 interface T {
   n: string;

@@ -2,7 +2,7 @@
 // proxy is in proxy-wire.test.ts.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { GatewayError, RequestBodyError, errorResponse } from "../../../src/errors.ts";
+import { errorResponse, GatewayError, RequestBodyError } from "../../../src/errors.ts";
 import { forward, type ForwardOptions, type ForwardTarget } from "../../../src/proxy/forward.ts";
 import { backendRequestHeaders } from "../../../src/proxy/headers.ts";
 import { TargetLimiter, UpstreamBudget } from "../../../src/proxy/limiter.ts";

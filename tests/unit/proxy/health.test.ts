@@ -64,7 +64,8 @@ describe("circuit breaker", () => {
 
 describe("what counts as 'nothing was sent'", () => {
   test("refused and connect-phase codes yes; resets, timeouts, client errors no", () => {
-    const e = (code: string, status = 502, causeCode?: string) => new GatewayError(status, code as never, "m", {}, { cause: causeCode ? Object.assign(new Error("x"), { code: causeCode }) : undefined });
+    const e = (code: string, status = 502, causeCode?: string) =>
+      new GatewayError(status, code as never, "m", {}, { cause: causeCode ? Object.assign(new Error("x"), { code: causeCode }) : undefined });
     expect(notSent(e("ERR_UPSTREAM_REFUSED"))).toBe(true);
     expect(notSent(e("ERR_UPSTREAM_ERROR", 502, "ENOTFOUND"))).toBe(true);
     expect(notSent(e("ERR_UPSTREAM_ERROR", 502, "ECONNRESET"))).toBe(false);
@@ -105,7 +106,7 @@ describe("active checks", () => {
   let checks = 0;
   let status = 200;
   let delay = 0;
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const server = createServer((_req: IncomingMessage, res: ServerResponse) => {
     checks++;
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);
@@ -157,7 +158,11 @@ describe("what a check reports", () => {
     const { deadPort } = await import("../../helpers/flip-backend.ts");
     const port = await deadPort();
     const s = new TargetState("r", "t", { suspect: 0 });
-    s.configureChecks({ enabled: true, url: "/health", intervalMs: 100, timeoutMs: 1000, unhealthyThreshold: 1, healthyThreshold: 1 }, { origin: `http://127.0.0.1:${port}`, hostHeader: `127.0.0.1:${port}`, fetch: (u, i) => fetch(u, i) });
+    s.configureChecks({ enabled: true, url: "/health", intervalMs: 100, timeoutMs: 1000, unhealthyThreshold: 1, healthyThreshold: 1 }, {
+      origin: `http://127.0.0.1:${port}`,
+      hostHeader: `127.0.0.1:${port}`,
+      fetch: (u, i) => fetch(u, i),
+    });
     await until(() => s.status().check === "down", "down");
     s.stopChecks();
     expect(s.status().lastCheckProblem).toBe("ECONNREFUSED");

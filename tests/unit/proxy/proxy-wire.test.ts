@@ -6,13 +6,13 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { connect } from "node:net";
 import { gunzipSync } from "node:zlib";
-import { GatewayError, errorResponse } from "../../../src/errors.ts";
+import { errorResponse, GatewayError } from "../../../src/errors.ts";
 import { type AddressMatcher, compileAddressMatcher } from "../../../src/net/cidr.ts";
 import { forward, type ForwardTarget } from "../../../src/proxy/forward.ts";
 import { backendRequestHeaders } from "../../../src/proxy/headers.ts";
 import { hostHeader, targetOrigin } from "../../../src/proxy/url.ts";
 import type { UpstreamFetch } from "../../../src/runtime/types.ts";
-import { type EchoBackend, type EchoBody, GZIP_PLAIN_TEXT, generatedSha256, generatedStream, startEchoBackend } from "../../helpers/echo-backend.ts";
+import { type EchoBackend, type EchoBody, generatedSha256, generatedStream, GZIP_PLAIN_TEXT, startEchoBackend } from "../../helpers/echo-backend.ts";
 
 const upstreamFetch: UpstreamFetch = (url, init) => fetch(url, { ...init, decompress: false } as RequestInit);
 
@@ -88,8 +88,7 @@ function rawRequest(port: number, lines: string[]): Promise<RawResponse> {
   });
 }
 
-const seenHeaders = (res: RawResponse): Record<string, string> =>
-  Object.fromEntries((JSON.parse(res.body) as EchoBody).headers);
+const seenHeaders = (res: RawResponse): Record<string, string> => Object.fromEntries((JSON.parse(res.body) as EchoBody).headers);
 
 let backend: EchoBackend;
 let plain: TestProxy;

@@ -77,7 +77,11 @@ describe("bun runtime: serve", () => {
     const lines: string[] = [];
     setLogSink((line) => lines.push(line));
     try {
-      const s = await start({ handler: () => { throw new Error("secret detail"); } });
+      const s = await start({
+        handler: () => {
+          throw new Error("secret detail");
+        },
+      });
       const res = await fetch(`http://127.0.0.1:${s.port}/`);
       const text = await res.text();
       expect(res.status).toBe(500);
@@ -175,7 +179,9 @@ describe("bun runtime: process", () => {
     expect(runtime.name).toBe("bun");
     expect(runtime.version).toBe(Bun.version);
     let fired = false;
-    runtime.onSignal("SIGHUP", () => { fired = true; });
+    runtime.onSignal("SIGHUP", () => {
+      fired = true;
+    });
     process.kill(process.pid, "SIGHUP");
     for (let i = 0; i < 100 && !fired; i++) await Bun.sleep(10);
     expect(fired).toBe(true);

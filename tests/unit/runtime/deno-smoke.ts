@@ -194,7 +194,10 @@ async function slowClients() {
   check(slowHead.end === "closed" && slowHead.data === "", `a head sent a line at a time is closed: ${JSON.stringify(slowHead)}`);
   check(keptAlive.end === "closed" && keptAlive.data.startsWith("HTTP/1.1 200"), `an idle keep-alive connection is closed after its answer: ${JSON.stringify(keptAlive.data.slice(0, 40))}`);
   // The deadline is for the client's head and idle time, never for the answer.
-  check(slowAnswer.end === "closed" && slowAnswer.data.startsWith("HTTP/1.1 200") && slowAnswer.data.endsWith("done"), `a 2.5 s answer on a 1 s idle timeout is delivered: ${JSON.stringify(slowAnswer.data.slice(0, 40))}`);
+  check(
+    slowAnswer.end === "closed" && slowAnswer.data.startsWith("HTTP/1.1 200") && slowAnswer.data.endsWith("done"),
+    `a 2.5 s answer on a 1 s idle timeout is delivered: ${JSON.stringify(slowAnswer.data.slice(0, 40))}`,
+  );
 }
 
 /** An absolute-form target's authority reaches the handler as ConnInfo.authority (RFC 9112 §3.2.2). */

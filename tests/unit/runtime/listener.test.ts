@@ -1,7 +1,7 @@
 // The runtime-neutral deadlines the Deno listener uses (src/runtime/listener.ts), with servers
 // that only record what they are asked; the real listener is in deno-smoke.ts and the e2e test.
 import { describe, expect, test } from "bun:test";
-import { ConnectionDeadlines, HEADER_TIMEOUT_MS, connectionTimeouts } from "../../../src/runtime/listener.ts";
+import { ConnectionDeadlines, connectionTimeouts, HEADER_TIMEOUT_MS } from "../../../src/runtime/listener.ts";
 
 describe("connectionTimeouts", () => {
   test("the head deadline is 10 s, or the idle timeout when shorter; checked at most every second", () => {

@@ -15,7 +15,26 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function cert(name: string): TlsCert {
   const k = join(dir, `${name}.key`);
   const c = join(dir, `${name}.crt`);
-  const r = spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=swap.test", "-addext", "subjectAltName=DNS:swap.test", "-keyout", k, "-out", c], { stderr: "pipe" });
+  const r = spawnSync([
+    "openssl",
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=swap.test",
+    "-addext",
+    "subjectAltName=DNS:swap.test",
+    "-keyout",
+    k,
+    "-out",
+    c,
+  ], { stderr: "pipe" });
   if (r.exitCode !== 0) throw new Error(r.stderr.toString());
   return { cert: readFileSync(c, "utf8"), key: readFileSync(k, "utf8"), serverNames: ["swap.test"] };
 }

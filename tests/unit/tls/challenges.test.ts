@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { ChallengeStore, CHALLENGE_PREFIX } from "../../../src/tls/acme/challenges.ts";
+import { CHALLENGE_PREFIX, ChallengeStore } from "../../../src/tls/acme/challenges.ts";
 
 describe("HTTP-01 challenge answers", () => {
   const store = new ChallengeStore();

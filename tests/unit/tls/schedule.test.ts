@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { renewalTime, retryDelay, RETRY_BASE_MS, RETRY_CAP_MS } from "../../../src/tls/acme/schedule.ts";
+import { renewalTime, RETRY_BASE_MS, RETRY_CAP_MS, retryDelay } from "../../../src/tls/acme/schedule.ts";
 
 const DAY = 86_400_000;
 
