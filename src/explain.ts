@@ -9,7 +9,7 @@
 import { STATUS_PATH } from "./gateway.ts";
 import type { Snapshot } from "./config/compile.ts";
 import type { Config } from "./config/schema.ts";
-import { type CompiledRoute, handlerPartsOf } from "./handler.ts";
+import type { CompiledRoute } from "./handler.ts";
 import { canMonitor } from "./monitoring/access.ts";
 import { HEALTH_PATH, LIVE_PATH, MONITORING_PREFIX, READY_PATH } from "./monitoring/health.ts";
 import { credentialSources, extractCredential } from "./plugins/apikeys/extract.ts";
@@ -137,8 +137,7 @@ const REFUSAL_HEADERS = ["allow", "www-authenticate", "retry-after"];
 
 export async function explain(snapshot: Snapshot, recorder: ReturnType<typeof createRecorder>, r: ExplainRequest): Promise<Explanation> {
   const names = credentialNames(snapshot.config);
-  const parts = handlerPartsOf(snapshot);
-  if (!parts) throw new Error("explain: the snapshot has no handler parts");
+  const parts = snapshot.parts;
   const info: ConnInfo = { remoteAddress: r.from, secure: r.url.startsWith("https:") };
   const req = () => new Request(r.url, { method: r.method, headers: r.headers });
   const out: Explanation = {

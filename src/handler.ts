@@ -172,16 +172,8 @@ export function renderError(e: unknown, ctx: { method: string; path: string; hos
   return errorResponse(new GatewayError(500, "ERR_INTERNAL", "Internal gateway error"), ctx?.method);
 }
 
-// `explain` (src/explain.ts) routes with the very router and sinks of a snapshot's handler. The
-// snapshot holds the same assertedHeaders set as its handler's parts: the key to find them.
-const partsBySnapshot = new WeakMap<ReadonlySet<string>, HandlerParts>();
-export function handlerPartsOf(snapshot: { readonly assertedHeaders: ReadonlySet<string> }): HandlerParts | undefined {
-  return partsBySnapshot.get(snapshot.assertedHeaders);
-}
-
 export function createHandler(parts: HandlerParts): (req: Request, info: ConnInfo, rec?: RequestRecord) => Promise<Response> {
   const { router, sinks, trustedProxies, clock, assertedHeaders } = parts;
-  partsBySnapshot.set(assertedHeaders, parts);
   return async (req, info, rec) => {
     let ctx: RequestContext | null = null;
     try {

@@ -3,7 +3,7 @@
 import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { ConfigError, type ConfigProblem } from "../errors.ts";
-import { type CompiledRoute, createHandler, type Sink } from "../handler.ts";
+import { type CompiledRoute, createHandler, type HandlerParts, type Sink } from "../handler.ts";
 import { createKeyring, importKeyPair, KeyImportError, type KeyPair, type Keyring } from "../keys/keyring.ts";
 import { generateKeyPairPem } from "../keys/generate.ts";
 import { loadOrCreateKeyPair, StateDirError } from "../keys/state.ts";
@@ -58,6 +58,8 @@ export interface Snapshot {
   /** Headers some route sets for its backend, folded ('_' read as '-'): removed from every
    * client request on every route. */
   readonly assertedHeaders: ReadonlySet<string>;
+  /** What the handler was built from: `explain` routes with the very same router and sinks. */
+  readonly parts: HandlerParts;
   handle(req: Request, info: ConnInfo, rec?: RequestRecord): Promise<Response>;
 }
 
@@ -240,7 +242,8 @@ export function compileSnapshot(parsed: ParsedConfig, file: string, generation: 
   // Every header a route sets, from every route (disabled ones too: a backend may still trust
   // what they used to set), plus the default client id header whether or not a route sets it.
   const assertedHeaders = assertedHeaderSet([CLIENT_ID_HEADER, ...config.routes.flatMap((r) => r.plugins.flatMap((p) => apikeysAssertedHeaders(p.config)))]);
-  const handle = createHandler({ router: new Router(routes), sinks, trustedProxies, clock: deps.clock, assertedHeaders });
+  const parts: HandlerParts = { router: new Router(routes), sinks, trustedProxies, clock: deps.clock, assertedHeaders };
+  const handle = createHandler(parts);
   return Object.freeze({
     generation,
     sha256: parsed.sha256,
@@ -253,6 +256,7 @@ export function compileSnapshot(parsed: ParsedConfig, file: string, generation: 
     counts: { routes: config.routes.length, apikeys: config.apikeys.length, keypairs: pairs.size },
     trustedProxies,
     assertedHeaders,
+    parts,
     handle,
   });
 }

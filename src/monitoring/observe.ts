@@ -9,6 +9,7 @@ import type { ConnInfo } from "../runtime/types.ts";
 import { accessLogOn, writeAccessLine } from "./access-log.ts";
 import { INTERNAL, metrics, OAUTH, type RouteMetrics, UNMATCHED } from "./metrics.ts";
 import { requestIdFor } from "./request-id.ts";
+import { READ_WHOLE_MAX } from "../proxy/forward.ts";
 import { watchedBody } from "../proxy/watched-body.ts";
 
 export interface RequestRecord {
@@ -66,8 +67,6 @@ const UPSTREAM: Record<string, string> = {
 const QUOTA: Record<string, string> = { ERR_QUOTA_EXCEEDED: "quota", ERR_TOO_MANY_FAILURES: "failed_auth" };
 
 const DECIMAL = /^\d{1,15}$/;
-/** forward.ts reads backend bodies up to this size whole before answering. */
-const SMALL_BODY = 16 * 1024;
 
 function declaredIn(req: Request): number {
   const cl = req.headers.get("content-length");
@@ -170,7 +169,7 @@ export function observed(inner: ObservedHandler, perClient: () => boolean): (req
     // Decided before reading `res.body`, which would turn an in-memory body into a stream (Bun).
     const cl = res.headers.get("content-length");
     const size = cl !== null && DECIMAL.test(cl) ? Number(cl) : -1;
-    if (size >= 0 && (!rec.streamed || size <= SMALL_BODY)) {
+    if (size >= 0 && (!rec.streamed || size <= READ_WHOLE_MAX)) {
       done(req, info, rec, status, size);
       return res;
     }

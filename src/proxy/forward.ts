@@ -143,8 +143,9 @@ function hasNoBody(method: string, status: number): boolean {
   return method === "HEAD" || status === 204 || status === 304;
 }
 
-/** Bodies up to this size are read whole before being relayed (see relay()). */
-const SMALL_BODY = 16 * 1024;
+/** A backend body with a declared length up to this is read whole before being relayed (see
+ * relay()): the stream deadlines and the access log rely on it being done at once. */
+export const READ_WHOLE_MAX = 16 * 1024;
 
 let inPlace: boolean | undefined;
 
@@ -263,7 +264,7 @@ export async function forward(opts: ForwardOptions): Promise<Response> {
   // read whole, then relayed: as cheap as relaying the backend's Response itself, where
   // watching a stream chunk by chunk doubles the proxy's CPU per request (measured on Bun).
   const declared = upstream.headers.get("content-length");
-  if (declared !== null && Number(declared) <= SMALL_BODY) {
+  if (declared !== null && Number(declared) <= READ_WHOLE_MAX) {
     let bytes: ArrayBuffer;
     try {
       bytes = await upstream.arrayBuffer();

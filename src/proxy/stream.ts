@@ -5,15 +5,14 @@
 
 import { GatewayError } from "../errors.ts";
 import { log } from "../log.ts";
-
-/** Bodies this small with a declared length are already read whole by forward(): nothing to time. */
-const SMALL_BODY = 16 * 1024;
+import { READ_WHOLE_MAX } from "./forward.ts";
 
 export function timedBody(res: Response, idleMs: number, totalMs: number, startedAt: number, requestId?: string): Response {
   const body = res.body;
   if (body === null) return res;
   const declared = res.headers.get("content-length");
-  if (declared !== null && Number(declared) <= SMALL_BODY) return res;
+  // Read whole by forward() already: nothing left to time.
+  if (declared !== null && Number(declared) <= READ_WHOLE_MAX) return res;
   const idle = idleMs > 0 && Number.isFinite(idleMs) ? idleMs : Infinity;
   const total = totalMs > 0 && Number.isFinite(totalMs) ? totalMs : Infinity;
   if (idle === Infinity && total === Infinity) return res;
