@@ -1,9 +1,8 @@
-// The Hono app in front of the snapshots: the status endpoint, then everything else goes to
-// the current snapshot, read once per request.
-import { Hono } from "hono";
+// The front door: the gateway's own endpoints (ACME challenges, status, monitoring), answered on
+// the canonical path before any route; everything else goes to the current snapshot, read once
+// per request.
 import type { ConfigStore } from "./config/store.ts";
 import { errorResponse, GatewayError } from "./errors.ts";
-import { renderError } from "./handler.ts";
 import { createHealthEndpoints, type HealthDeps, Lifecycle } from "./monitoring/health.ts";
 import { METRICS_PATH, metricsEndpoint } from "./monitoring/metrics-endpoint.ts";
 import { observed, type RequestRecord } from "./monitoring/observe.ts";
@@ -13,8 +12,6 @@ import { splitUrl } from "./request.ts";
 import { canonicalPath } from "./router/path.ts";
 import type { ConnInfo } from "./runtime/types.ts";
 import { CHALLENGE_PREFIX, type ChallengeStore } from "./tls/acme/challenges.ts";
-
-type Env = { Bindings: { info: ConnInfo } };
 
 export const STATUS_PATH = "/.well-known/otoroshi/status";
 
@@ -26,30 +23,23 @@ export function createGateway(
   monitoring: HealthDeps = { lifecycle: new Lifecycle(true) },
 ): (req: Request, info: ConnInfo) => Promise<Response> {
   const health = createHealthEndpoints(store, monitoring);
-  const app = new Hono<Env>();
-  app.on(["GET", "HEAD"], STATUS_PATH, (c) => {
-    const info = c.env.info;
-    const snap = store.current();
-    const trusted = isLoopback(info.remoteAddress) || snap.trustedProxies(info.remoteAddress);
-    if (!trusted) return errorResponse(new GatewayError(404, "ERR_ROUTE_NOT_FOUND", "No route found"), c.req.method);
-    return c.json({ ...store.status(), upstreams: processHealth.status(), ...extraStatus() }, 200, { "cache-control": "no-store" });
-  });
-  app.all("*", (c) => store.current().handle(c.req.raw, c.env.info));
-  app.onError((e, c) => renderError(e, { method: c.req.method, path: c.req.path, host: "" }));
-  // The proxy path skips Hono's router (~4 µs a request, measured in bench/ablation.sh): only
-  // URLs that can be the status endpoint go through the app. Every spelling of its path either
-  // names "status" or carries a '%', so other URLs are never canonicalised here; the same holds
-  // for the monitoring endpoints (src/monitoring/health.ts) and "monitoring".
+  // The status endpoint: GET and HEAD from loopback or a trusted proxy; anyone else gets the
+  // ordinary 404, so it is invisible. Other methods on its path go to the routes like any path.
+  const status = (req: Request, info: ConnInfo): Response | null => {
+    if (req.method !== "GET" && req.method !== "HEAD") return null;
+    const trusted = isLoopback(info.remoteAddress) || store.current().trustedProxies(info.remoteAddress);
+    if (!trusted) return errorResponse(new GatewayError(404, "ERR_ROUTE_NOT_FOUND", "No route found"), req.method);
+    const res = Response.json({ ...store.status(), upstreams: processHealth.status(), ...extraStatus() }, { headers: { "cache-control": "no-store" } });
+    // RFC 9110 §9.3.2: HEAD gets the fields of GET without the content.
+    return req.method === "HEAD" ? new Response(null, { headers: res.headers }) : res;
+  };
+  // Every spelling of these paths either names "status" or "monitoring" or carries a '%', so other
+  // URLs are never canonicalised here (the proxy path stays as cheap as it was).
   const front = (req: Request, info: ConnInfo, rec: RequestRecord) => {
     const url = req.url;
     if (url.includes("status") || url.includes("monitoring") || url.includes("%")) {
-      const raw = splitUrl(url).path;
-      const path = canonicalPath(raw);
-      if (path === STATUS_PATH) {
-        rec.internal = true;
-        return app.fetch(raw === STATUS_PATH ? req : new Request(new URL(STATUS_PATH, url), req), { info }) as Promise<Response>;
-      }
-      const answer = path === METRICS_PATH ? metricsEndpoint(req, info, store) : health.answer(req, info, path);
+      const path = canonicalPath(splitUrl(url).path);
+      const answer = path === STATUS_PATH ? status(req, info) : path === METRICS_PATH ? metricsEndpoint(req, info, store) : health.answer(req, info, path);
       if (answer !== null) {
         rec.internal = true;
         return Promise.resolve(answer);
