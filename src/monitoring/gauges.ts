@@ -10,8 +10,20 @@ export interface TargetHealth {
   healthy: boolean;
 }
 
+/** A certificate the HTTPS listener serves. */
+export interface CertificateState {
+  /** A DNS name it serves, as in the config (a route's domain, acme.domains, a key pair's SAN). */
+  name: string;
+  source: "keyPair" | "acme";
+  /** Expiry, epoch ms; null while an ACME name has no certificate yet. */
+  notAfter: number | null;
+  /** The last ACME order or renewal for this name failed. */
+  failing: boolean;
+}
+
 let websocketsOpen = 0;
 let healthSource: () => readonly TargetHealth[] = () => [];
+let certificateSource: () => readonly CertificateState[] = () => [];
 
 export const gauges = {
   websocketOpened(): void {
@@ -29,5 +41,12 @@ export const gauges = {
   },
   targetHealth(): readonly TargetHealth[] {
     return healthSource();
+  },
+  /** The HTTPS listener registers where its certificates' state is read from. */
+  setCertificateSource(source: () => readonly CertificateState[]): void {
+    certificateSource = source;
+  },
+  certificates(): readonly CertificateState[] {
+    return certificateSource();
   },
 };

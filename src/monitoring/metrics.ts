@@ -152,6 +152,13 @@ export function renderMetrics(store: ConfigStore): string {
   o.family("otoroshi_target_healthy", "gauge", "1 when the target is considered healthy (or not checked), else 0.");
   // A target no health check reports on is tried as healthy: 1 (src/monitoring/health.ts).
   for (const t of targetReport(snap, gauges.targetHealth())) o.sample("otoroshi_target_healthy", [["route", t.route], ["target", t.target]], t.status === "unhealthy" ? 0 : 1);
+  const certs = gauges.certificates();
+  if (certs.length) {
+    o.family("otoroshi_certificate_expiry_timestamp_seconds", "gauge", "When each certificate the HTTPS listener serves expires, Unix seconds.");
+    for (const c of certs) if (c.notAfter !== null) o.sample("otoroshi_certificate_expiry_timestamp_seconds", [["name", c.name], ["source", c.source]], c.notAfter / 1000);
+    o.family("otoroshi_certificate_renewal_failing", "gauge", "1 when the last ACME order or renewal for the name failed, else 0.");
+    for (const c of certs) if (c.source === "acme") o.sample("otoroshi_certificate_renewal_failing", [["name", c.name]], c.failing ? 1 : 0);
+  }
   o.family("otoroshi_config_generation", "gauge", "Generation of the config being served.");
   o.sample("otoroshi_config_generation", [], snap.generation);
   o.family("otoroshi_config_reloads_total", "counter", "Config reloads applied (success) or rejected (failure).");

@@ -8,6 +8,7 @@ import type { Handler, Runtime, ServerHandle, TlsCert } from "../runtime/types.t
 import { acmeDomains } from "./acme/domains.ts";
 import { AcmeManager } from "./acme/manager.ts";
 import { selfSignedCertificate } from "./self-signed.ts";
+import { type CertificateState, gauges } from "../monitoring/gauges.ts";
 
 export interface HttpsService {
   readonly port: number;
@@ -76,6 +77,11 @@ export async function startHttps(opts: { runtime: Runtime; snapshot: Snapshot; h
     idleTimeoutSeconds: server.idleTimeout,
     maxRequestBodySize: server.maxRequestBodySize,
   });
+
+  gauges.setCertificateSource(() => [
+    ...manual.flatMap((c) => c.serverNames.map((name): CertificateState => ({ name, source: "keyPair", notAfter: c.notAfter.getTime(), failing: false }))),
+    ...(acme?.certificateStates() ?? []),
+  ]);
 
   // One update at a time; a change that arrives meanwhile is folded into the next one.
   let pushing: Promise<void> | null = null;

@@ -125,6 +125,10 @@ apikeys:
     expect(entry.serial).toBe(firstSerial);
     expect(Date.parse(String(entry.notAfter))).toBeGreaterThan(Date.now());
     expect(entry.lastError).toBeNull();
+    // The metrics endpoint says the same: the expiry in Unix seconds, and no failing renewal.
+    const metrics = await (await fetch(`${gw!.url}/.well-known/otoroshi/monitoring/metrics`)).text();
+    expect(metrics).toContain(`otoroshi_certificate_expiry_timestamp_seconds{name="app.acme.test",source="acme"} ${Date.parse(String(entry.notAfter)) / 1000}`);
+    expect(metrics).toContain('otoroshi_certificate_renewal_failing{name="app.acme.test"} 0');
   });
 
   test("a name that fails validation is one acme.order_failed line with the server's problem document", async () => {
@@ -141,6 +145,7 @@ apikeys:
       expect(JSON.stringify(other.logs)).not.toContain("BEGIN PRIVATE KEY");
       const status = (await (await fetch(`${other.url}/.well-known/otoroshi/status`)).json()) as { tls: { certificates: { names: string[]; lastError: { type: string } | null }[] } };
       expect(status.tls.certificates.find((c) => c.names.includes("other.acme.test"))!.lastError!.type).toBe(problem.type);
+      expect(await (await fetch(`${other.url}/.well-known/otoroshi/monitoring/metrics`)).text()).toContain('otoroshi_certificate_renewal_failing{name="other.acme.test"} 1');
       // Plain HTTP keeps serving the route meanwhile.
       expect((await fetch(`${other.url}/x`, { headers: { host: "other.acme.test" } })).status).toBe(401);
     } finally {

@@ -9,6 +9,7 @@ import { ChallengeStore } from "./challenges.ts";
 import { AcmeClient, AcmeFailure, type Problem } from "./client.ts";
 import { renewalTime, retryDelay } from "./schedule.ts";
 import { AcmeStore, type StoredCertificate } from "./store.ts";
+import type { CertificateState } from "../../monitoring/gauges.ts";
 
 /** A timer never sleeps longer than this (setTimeout overflows past ~24.8 days). */
 const MAX_SLEEP_MS = 86_400_000;
@@ -93,6 +94,11 @@ export class AcmeManager {
       nextAttempt: iso(s.next),
       lastError: s.lastError,
     }));
+  }
+
+  /** The same names for the metrics endpoint (src/monitoring/gauges.ts). */
+  certificateStates(): CertificateState[] {
+    return [...this.names].map(([name, s]) => ({ name, source: "acme", notAfter: s.cert?.notAfter ?? null, failing: s.lastError !== null }));
   }
 
   stop(): void {
