@@ -177,7 +177,7 @@ export function createHandler(parts: HandlerParts): (req: Request, info: ConnInf
   return async (req, info, rec) => {
     let ctx: RequestContext | null = null;
     try {
-      ctx = createContext(req, info, trustedProxies, clock());
+      ctx = createContext(req, info, trustedProxies, clock(), rec?.requestId ?? null);
       if (rec !== undefined) {
         rec.clientIp = ctx.clientIp;
         rec.path = ctx.path;

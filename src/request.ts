@@ -32,6 +32,8 @@ export interface RequestContext {
   readonly clientIp: string;
   /** Epoch ms when the request started (injected clock). */
   readonly now: number;
+  /** The request id the front door gave this request (src/monitoring/request-id.ts), for log lines; null in bare handlers. */
+  readonly requestId: string | null;
   query(): URLSearchParams;
   cookies(): Map<string, string>;
 }
@@ -65,7 +67,7 @@ export function splitUrl(url: string): { authority: string; path: string; search
   return { authority, path, search: search === "?" ? "" : search };
 }
 
-export function createContext(req: Request, info: ConnInfo, trustedProxies: AddressMatcher, now: number): RequestContext {
+export function createContext(req: Request, info: ConnInfo, trustedProxies: AddressMatcher, now: number, requestId: string | null = null): RequestContext {
   const { authority, path: received, search } = splitUrl(req.url);
   const header = req.headers.get("host");
   // RFC 9112 §3.2.2: the authority of an absolute-form target (the adapter reports it) wins over
@@ -105,6 +107,7 @@ export function createContext(req: Request, info: ConnInfo, trustedProxies: Addr
     secure,
     clientIp,
     now,
+    requestId,
     query: () => (q ??= new URLSearchParams(search)),
     cookies: () => (c ??= parseCookies(req.headers.get("cookie"))),
   };

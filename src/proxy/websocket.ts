@@ -106,7 +106,8 @@ export async function proxyWebSocket(req: Request, call: WebSocketCall): Promise
   if (result.protocol !== null) headers.set("sec-websocket-protocol", result.protocol);
   for (const c of result.setCookies) headers.append("set-cookie", c);
   for (const [k, v] of call.responseHeaders) headers.set(k, v);
-  const pair = new Pair(result.socket, result.head, call.idleTimeoutMs);
+  // The handshake's request id (set on the backend headers by the handler) names the pair in logs.
+  const pair = new Pair(result.socket, result.head, call.idleTimeoutMs, call.headers.get("x-request-id"));
   try {
     return call.upgrade(headers, pair);
   } catch (err) {
@@ -125,11 +126,13 @@ class Pair implements SocketEvents {
   private readonly backend: Duplex;
   private readonly head: Uint8Array;
   private readonly idleMs: number;
+  private readonly requestId: string | null;
 
-  constructor(backend: Duplex, head: Uint8Array, idleMs: number) {
+  constructor(backend: Duplex, head: Uint8Array, idleMs: number, requestId: string | null) {
     this.backend = backend;
     this.head = head;
     this.idleMs = idleMs;
+    this.requestId = requestId;
     backend.pause();
     (backend as { setNoDelay?: (v: boolean) => void }).setNoDelay?.(true);
     this.reader = new FrameReader(
@@ -142,7 +145,7 @@ class Pair implements SocketEvents {
         },
         close: (code, reason) => this.shut(code, reason, true),
         fail: (code, reason) => {
-          log("warn", "websocket.backend_protocol_error", { code, reason });
+          log("warn", "websocket.backend_protocol_error", { requestId: this.requestId, code, reason });
           this.write(OP_CLOSE, closePayload(code, reason));
           this.shut(1011, "backend protocol error");
         },

@@ -3,13 +3,15 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { connect } from "node:net";
+import { type AddressInfo, connect, createServer } from "node:net";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { type LoadOptions, loadSnapshot } from "../../src/config/load.ts";
 import { configDigest, Reloader } from "../../src/config/reload.ts";
 import { ConfigStore } from "../../src/config/store.ts";
 import { createGateway } from "../../src/gateway.ts";
 import { createQuotaEnforcer, type QuotaEnforcerHandle } from "../../src/limits/quotas.ts";
+import { addLogTap } from "../../src/log.ts";
 import { gauges } from "../../src/monitoring/gauges.ts";
 import { closeAllWebSockets } from "../../src/proxy/websocket.ts";
 import { runtime } from "../../src/runtime/bun.ts";
@@ -258,6 +260,38 @@ describe("WebSocket through the gateway (Bun listener)", () => {
       ws.send(`f${i}`);
       expect(await nextMessage(ws)).toBe(`f${i}`);
       ws.close();
+    }
+  });
+
+  test("a backend that breaks RFC 6455 closes the pair with 1011; the log line names the request id", async () => {
+    // A backend that completes the handshake, then sends a masked frame (§5.1: a server never masks).
+    const bad = createServer((s) => {
+      s.once("data", (d: Buffer) => {
+        const key = /sec-websocket-key: *(\S+)/i.exec(d.toString("latin1"))![1]!;
+        const accept = createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
+        s.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+        s.write(Buffer.from([0x81, 0x82, 1, 2, 3, 4, 0x68 ^ 1, 0x69 ^ 2]));
+      });
+      s.on("error", () => {});
+    });
+    await new Promise<void>((r) => bad.listen(0, "127.0.0.1", r));
+    const lines: string[] = [];
+    const untap = addLogTap((l) => void lines.push(l));
+    try {
+      writeFileSync(
+        file,
+        yaml(be.port, 60_000, `  - id: bad\n    frontend: { domains: [127.0.0.1/bad] }\n    backend: { targets: [{ hostname: 127.0.0.1, port: ${(bad.address() as AddressInfo).port} }] }`),
+      );
+      await reloader.reload("test");
+      const ws = await openWs(`${base}/bad/x`, { headers: { "x-request-id": "ws-proto-1" } });
+      expect((await closed(ws)).code).toBe(1011);
+      const line = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === "websocket.backend_protocol_error");
+      expect(line?.requestId).toBe("ws-proto-1");
+    } finally {
+      untap();
+      bad.close();
+      writeFileSync(file, yaml(be.port));
+      await reloader.reload("test");
     }
   });
 

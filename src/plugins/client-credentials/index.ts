@@ -65,7 +65,7 @@ export function createClientCredentialService(config: ClientCredentialServiceCon
     if (err instanceof OAuthError) return renderOAuthError(err);
     // A bug, not a refusal: log the cause (never the request's secrets) and answer RFC-shaped.
     const ctx = c.env.ctx;
-    log("error", "oauth.crashed", { host: ctx.host, path: ctx.path, cause: err instanceof Error ? err.message : String(err) });
+    log("error", "oauth.crashed", { requestId: ctx.requestId, host: ctx.host, path: ctx.path, cause: err instanceof Error ? err.message : String(err) });
     return noStoreJson(500, { error: "server_error", error_description: "internal error" });
   });
 

@@ -39,7 +39,7 @@ export async function tokenEndpoint(ctx: RequestContext, deps: TokenDeps): Promi
   if (pair === undefined) {
     // Config validation makes this unreachable; should it happen, fail closed instead of
     // falling back to an HMAC with the client secret as Otoroshi does (W12).
-    log("error", "oauth.signing_key_missing", { keyPair: kid, clientId: key.clientId });
+    log("error", "oauth.signing_key_missing", { requestId: ctx.requestId, keyPair: kid, clientId: key.clientId });
     throw new OAuthError(500, "server_error", "the signing key pair is not available");
   }
 

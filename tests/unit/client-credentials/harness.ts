@@ -74,11 +74,13 @@ export interface CallOptions {
   now?: number;
   ip?: string;
   trustedProxies?: string[];
+  /** The id the front door would have given the request. */
+  requestId?: string;
 }
 
 export function context(req: Request, opts: CallOptions = {}): RequestContext {
   const info = { remoteAddress: opts.ip ?? "192.0.2.10", secure: opts.secure ?? false };
-  return createContext(req, info, compileAddressMatcher(opts.trustedProxies ?? []), opts.now ?? NOW);
+  return createContext(req, info, compileAddressMatcher(opts.trustedProxies ?? []), opts.now ?? NOW, opts.requestId ?? null);
 }
 
 /** What the gateway does: the sink answers when it matches; null means it let the request pass. */

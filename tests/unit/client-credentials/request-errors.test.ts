@@ -93,13 +93,13 @@ describe("token endpoint: request errors", () => {
     const lines: string[] = [];
     setLogSink((line) => void lines.push(line));
     try {
-      const res = await send(s, form(TOKEN_URL, { ...GRANT, client_id: "lost", client_secret: "s3cret" }));
+      const res = await send(s, form(TOKEN_URL, { ...GRANT, client_id: "lost", client_secret: "s3cret" }), { requestId: "req-lost-1" });
       await expectError(res, 500, "server_error");
     } finally {
       setLogSink((line) => void process.stderr.write(line + "\n"));
     }
     expect(lines.length).toBe(1);
-    expect(JSON.parse(lines[0]!)).toMatchObject({ level: "error", event: "oauth.signing_key_missing", keyPair: "k-missing" });
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: "error", event: "oauth.signing_key_missing", requestId: "req-lost-1", keyPair: "k-missing" });
     expect(lines[0]).not.toContain("s3cret");
   });
 
