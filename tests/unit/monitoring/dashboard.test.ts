@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { parseConfig } from "../../../src/config/parse.ts";
 import { compileSnapshot } from "../../../src/config/compile.ts";
 import { ConfigStore } from "../../../src/config/store.ts";
+import { gauges } from "../../../src/monitoring/gauges.ts";
 import { metrics, renderMetrics } from "../../../src/monitoring/metrics.ts";
 import { parseExposition } from "./prom.ts";
 
@@ -16,7 +17,10 @@ function exported(): Set<string> {
   const yaml = "server: { monitoring: { perClientMetrics: true } }\nroutes:\n  - id: d\n    frontend: { domains: [d.test] }\n    backend: { targets: [{ hostname: 127.0.0.1, port: 9 }] }\n";
   const snap = compileSnapshot(parseConfig(yaml, "d.yaml", { env: {} }), "d.yaml", 1, { upstreamFetch: () => fetch, clock: Date.now, dryRun: true });
   metrics.route("d").observe("GET", 200, 0.01);
+  // The certificate families exist when an HTTPS listener registers its certificates.
+  gauges.setCertificateSource(() => [{ name: "d.test", source: "acme", notAfter: Date.now() + 86_400_000, failing: false }]);
   const m = parseExposition(renderMetrics(new ConfigStore(snap)));
+  gauges.setCertificateSource(() => []);
   const names = new Set(m.type.keys());
   for (const [name, type] of m.type) if (type === "histogram") { for (const s of ["_bucket", "_sum", "_count"]) names.add(name + s); }
   return names;
